@@ -1,0 +1,3 @@
+from napari_unrollrecon.cli import main
+
+raise SystemExit(main())

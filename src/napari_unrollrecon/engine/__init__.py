@@ -1,0 +1,1 @@
+"""Engine: method registry, metrics, readers and writers, problem builders, benchmarks."""

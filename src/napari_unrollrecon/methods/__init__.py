@@ -1,0 +1,1 @@
+"""Reconstruction methods; each module defines a :class:`~.base.MethodSpec` named ``SPEC``."""
