@@ -21,9 +21,14 @@ from skimage.metrics import structural_similarity
 CONVENTIONS = ("range", "cgpd", "gdunet", "gdunet-ct", "hggdp", "ddugm")
 
 
+def _real(a) -> np.ndarray:
+    """Complex images are compared by magnitude; real ones as they are (signs kept)."""
+    a = np.asarray(a)
+    return (np.abs(a) if np.iscomplexobj(a) else a).astype(np.float64)
+
+
 def _pair(x, ref):
-    x = np.abs(np.asarray(x)).astype(np.float64)
-    ref = np.abs(np.asarray(ref)).astype(np.float64)
+    x, ref = _real(x), _real(ref)
     if x.shape != ref.shape:
         raise ValueError(f"image shape {x.shape} does not match reference shape {ref.shape}")
     return x, ref

@@ -75,35 +75,50 @@ def _mri_problem(op, y, shape, meta) -> Problem:
 
 
 def ct_from_image(image, n_views: int, device="cpu", noise: float = 0.0, seed: int = 0, meta=None, **geometry) -> Problem:
-    """Simulate a parallel-beam sinogram with ``n_views`` views over 180° from a 2D image."""
+    """Simulate a parallel-beam sinogram ``(views, detectors)`` of a square 2D image.
+
+    Views are evenly spread over 180° unless ``geometry`` says otherwise: it is passed to
+    :class:`~napari_unrollrecon.physics.ct.RadonOperator` (``angles``, ``n_detectors``, ``arc``,
+    ``full_views``). The default detector has ``ceil(√2·N)`` bins and covers the whole image.
+    """
     from napari_unrollrecon.physics.ct import RadonOperator
 
     image = _check_image(np.real(image), "CT image")
     if image.ndim != 2 or image.shape[0] != image.shape[1]:
         raise ValueError(f"CT images must be square 2D arrays; got shape {image.shape}")
     op = RadonOperator(image.shape[-1], n_views=n_views, device=device, **geometry)
-    x = torch.as_tensor(image, dtype=torch.float32, device=device)
+    x = torch.as_tensor(image, dtype=torch.float32, device=op.device)
     y = _noise(op.A(x), None, noise, seed)
-    return _ct_problem(op, y, image.shape, n_views, meta)
+    return _ct_problem(op, y, image.shape, meta)
 
 
 def ct_from_sinogram(sinogram, image_size: int | None = None, device="cpu", meta=None, **geometry) -> Problem:
-    """Use a measured sinogram of shape (views, detectors), views evenly spread over 180°."""
+    """Use a measured sinogram of shape (views, detectors), views evenly spread over 180°.
+
+    Without ``image_size`` the image is ``floor(detectors / √2)`` pixels wide, the largest square
+    the detector covers at every angle (``RadonOperator.image_size_for``); for a detector that
+    only spans the inscribed circle pass ``image_size = detectors``. ``geometry`` (``angles``,
+    ``arc``, ``full_views``) is passed to the operator.
+    """
     from napari_unrollrecon.physics.ct import RadonOperator
 
     sino = _check_image(np.real(sinogram), "sinogram")
     if sino.ndim != 2:
         raise ValueError(f"a sinogram must be 2D (views, detectors); got shape {sino.shape}")
     n_views, n_det = sino.shape
+    if geometry.pop("n_detectors", n_det) != n_det:
+        raise ValueError(f"n_detectors must match the sinogram's {n_det} detector columns")
     size = image_size or RadonOperator.image_size_for(n_det)
     op = RadonOperator(size, n_views=n_views, n_detectors=n_det, device=device, **geometry)
-    y = torch.as_tensor(sino, dtype=torch.float32, device=device)
-    return _ct_problem(op, y, (size, size), n_views, meta)
+    y = torch.as_tensor(sino, dtype=torch.float32, device=op.device)
+    return _ct_problem(op, y, (size, size), meta)
 
 
-def _ct_problem(op, y, shape, n_views, meta) -> Problem:
+def _ct_problem(op, y, shape, meta) -> Problem:
     x0 = op.fbp(y)
     scale = float(x0.abs().max()) or 1.0
     meta = dict(meta or {})
-    meta.setdefault("views", n_views)
+    meta.setdefault("views", op.n_views)
+    meta.setdefault("detectors", op.n_detectors)
+    meta.setdefault("arc", op.arc)
     return Problem(modality="ct", operator=op, y=y, scale=scale, image_shape=tuple(shape), meta=meta)

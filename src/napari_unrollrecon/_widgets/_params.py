@@ -1,0 +1,137 @@
+"""Controls built from a method's :class:`~napari_unrollrecon.methods.base.Param` declarations.
+
+No per-method widget code: float -> spin box (adaptive steps, enough decimals for log-scale
+weights), int -> spin box, bool -> check box, choice -> combo box, path -> line edit + browse.
+Live parameters are marked with a dot so users know a change reaches a running method.
+"""
+
+from __future__ import annotations
+
+import math
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+LIVE_MARK = " ●"
+
+
+def _decimals(p) -> int:
+    """Enough decimals to show the default and the low bound of a log-scale weight."""
+    vals = [abs(v) for v in (p.default, p.low) if isinstance(v, (int, float)) and v]
+    smallest = min(vals) if vals else 1.0
+    return max(3, min(10, 2 - int(math.floor(math.log10(smallest))) + 1))
+
+
+class ParamForm(QWidget):
+    """A form for one method's params; emits ``changed(name, value)`` on every edit."""
+
+    changed = Signal(str, object)
+    weights_requested = Signal(str)
+
+    def __init__(self, spec=None, values: dict | None = None, parent=None):
+        super().__init__(parent)
+        self.layout_ = QFormLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.controls: dict[str, tuple[object, QWidget]] = {}
+        self.spec = None
+        if spec is not None:
+            self.build(spec, values)
+
+    def build(self, spec, values: dict | None = None) -> None:
+        while self.layout_.rowCount():
+            self.layout_.removeRow(0)
+        self.controls.clear()
+        self.spec = spec
+        values = {**spec.defaults(), **(values or {})}
+        for p in spec.params:
+            w = self._control(p, values.get(p.name, p.default))
+            label = QLabel((p.label or p.name) + (LIVE_MARK if p.live else ""))
+            tip = p.help + ("\n● can change while the method runs" if p.live else "")
+            label.setToolTip(tip.strip())
+            w.setToolTip(tip.strip())
+            self.layout_.addRow(label, w)
+            self.controls[p.name] = (p, w)
+
+    def _control(self, p, value) -> QWidget:
+        emit = lambda *_: self.changed.emit(p.name, self.value(p.name))  # noqa: E731
+        if p.kind == "bool":
+            w = QCheckBox()
+            w.setChecked(bool(value))
+            w.toggled.connect(emit)
+        elif p.kind == "choice":
+            w = QComboBox()
+            w.addItems([str(c) for c in p.choices])
+            w.setCurrentIndex(list(p.choices).index(value) if value in p.choices else 0)
+            w.currentIndexChanged.connect(emit)
+        elif p.kind == "int":
+            w = QSpinBox()
+            w.setRange(int(p.low if p.low is not None else -(2**31 - 1)), int(p.high if p.high is not None else 2**31 - 1))
+            w.setValue(int(value))
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(emit)
+        elif p.kind == "path":
+            w = QWidget()
+            row = QHBoxLayout(w)
+            row.setContentsMargins(0, 0, 0, 0)
+            edit = QLineEdit(str(value or ""))
+            edit.setPlaceholderText("no weights loaded")
+            button = QPushButton("Load weights…")
+            button.clicked.connect(lambda: self._browse(p.name, edit))
+            edit.editingFinished.connect(emit)
+            row.addWidget(edit)
+            row.addWidget(button)
+            w.edit = edit
+        else:
+            w = QDoubleSpinBox()
+            w.setDecimals(_decimals(p))
+            w.setRange(p.low if p.low is not None else -1e12, p.high if p.high is not None else 1e12)
+            w.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+            w.setValue(float(value))
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(emit)
+        return w
+
+    def _browse(self, name: str, edit: QLineEdit) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load weights", "", "Weights (*.safetensors *.pt *.pth);;All files (*)")
+        if path:
+            edit.setText(path)
+            self.changed.emit(name, path)
+
+    def value(self, name: str):
+        p, w = self.controls[name]
+        if p.kind == "bool":
+            return w.isChecked()
+        if p.kind == "choice":
+            return p.choices[w.currentIndex()]
+        if p.kind == "path":
+            return w.edit.text().strip() or None
+        return w.value()
+
+    def values(self) -> dict:
+        return {name: self.value(name) for name in self.controls}
+
+    def set_value(self, name: str, value) -> None:
+        """Set a control programmatically (tests, restoring); emits ``changed`` like a user edit."""
+        p, w = self.controls[name]
+        if p.kind == "bool":
+            w.setChecked(bool(value))
+        elif p.kind == "choice":
+            w.setCurrentIndex(list(p.choices).index(value))
+        elif p.kind == "path":
+            w.edit.setText(str(value or ""))
+            self.changed.emit(name, self.value(name))
+        else:
+            w.setValue(value)

@@ -1,0 +1,145 @@
+"""Pieces shared by the classical baselines: initial estimate, finite differences, wavelets."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def initial_estimate(problem) -> torch.Tensor:
+    """Aᴴy for MRI (zero-filled), ramp-filtered back-projection for CT: cheap, on the data scale."""
+    if problem.modality == "ct":
+        return problem.operator.fbp(problem.y)
+    return problem.operator.AH(problem.y)
+
+
+def normalised_operator(problem):
+    """(A/‖A‖, y/‖A‖): the data term ½‖Ax − y‖²/‖A‖² has unit curvature in every modality,
+    so one relative weight means the same thing for MRI (‖A‖ = 1) and CT."""
+    L = float(problem.operator.norm())
+    op = problem.operator
+    return (lambda x: op.A(x) / L), (lambda y: op.AH(y) / L), problem.y / L
+
+
+# ----------------------------------------------------------------------- finite differences
+def grad(x: torch.Tensor, time_weight: float = 0.0) -> torch.Tensor:
+    """Forward differences with Neumann boundary, stacked on a new leading axis.
+
+    Spatial axes are the last two; with ``time_weight > 0`` the third-from-last axis (frames) is
+    differenced too, scaled by ``time_weight``.
+    """
+    dy = torch.zeros_like(x)
+    dx = torch.zeros_like(x)
+    dy[..., :-1, :] = x[..., 1:, :] - x[..., :-1, :]
+    dx[..., :, :-1] = x[..., :, 1:] - x[..., :, :-1]
+    parts = [dy, dx]
+    if time_weight > 0 and x.ndim >= 3:
+        dt = torch.zeros_like(x)
+        dt[..., :-1, :, :] = (x[..., 1:, :, :] - x[..., :-1, :, :]) * time_weight
+        parts.append(dt)
+    return torch.stack(parts)
+
+
+def grad_adjoint(g: torch.Tensor, time_weight: float = 0.0) -> torch.Tensor:
+    """Exact adjoint of :func:`grad` (minus the divergence)."""
+
+    def d_adj(d, dim):
+        out = torch.zeros_like(d)
+        n = d.shape[dim]
+        first = d.narrow(dim, 0, n - 1)
+        out.narrow(dim, 0, n - 1).sub_(first)
+        out.narrow(dim, 1, n - 1).add_(first)
+        return out  # (Dᵀd)_j = d_{j-1} - d_j, with d_{-1} = d_{n-1} = 0
+
+    res = d_adj(g[0], -2) + d_adj(g[1], -1)
+    if g.shape[0] == 3:
+        res = res + d_adj(g[2], -3) * time_weight
+    return res
+
+
+def grad_norm_bound(time_weight: float = 0.0) -> float:
+    """Upper bound of ‖grad‖²: 4 per differenced axis."""
+    return 8.0 + 4.0 * time_weight**2
+
+
+# ----------------------------------------------------------------------- orthonormal wavelets
+# Daubechies orthonormal scaling filters (published coefficients, Daubechies 1988).
+_DAUBECHIES = {
+    "haar": [0.7071067811865476, 0.7071067811865476],
+    "db2": [-0.12940952255092145, 0.22414386804185735, 0.836516303737469, 0.48296291314469025],
+    "db4": [
+        -0.010597401784997278, 0.032883011666982945, 0.030841381835986965, -0.18703481171888114,
+        -0.02798376941698385, 0.6308807679295904, 0.7148465705525415, 0.23037781330885523,
+    ],
+}
+WAVELETS = tuple(_DAUBECHIES)
+
+
+def _analysis_matrix(n: int, wavelet: str) -> np.ndarray:
+    """One level of the periodic orthonormal DWT of length ``n`` (even) as an n×n matrix.
+
+    Rows 0..n/2-1 are low-pass, n/2..n-1 high-pass; the matrix is orthogonal, so synthesis is
+    its transpose. A matrix (not a convolution loop) keeps this exact and fast for n ≤ 1024.
+    """
+    h = np.asarray(_DAUBECHIES[wavelet], dtype=np.float64)
+    g = np.array([(-1) ** k * h[len(h) - 1 - k] for k in range(len(h))])
+    W = np.zeros((n, n))
+    for k in range(n // 2):
+        for j in range(len(h)):
+            W[k, (2 * k + j) % n] += h[j]
+            W[n // 2 + k, (2 * k + j) % n] += g[j]
+    return W
+
+
+class Wavelet2D:
+    """Multi-level periodic orthonormal 2D DWT over the last two axes (sizes padded to 2^levels)."""
+
+    def __init__(self, shape, wavelet: str = "db4", levels: int = 4, device=None):
+        if wavelet not in _DAUBECHIES:
+            raise ValueError(f"unknown wavelet {wavelet!r}; choose one of {WAVELETS}")
+        self.shape = tuple(shape[-2:])
+        m = 2**levels
+        self.padded = tuple(-(-s // m) * m for s in self.shape)
+        self.levels = levels
+        self.mats = [
+            tuple(
+                torch.as_tensor(_analysis_matrix(s // 2**lv, wavelet), dtype=torch.float32, device=device)
+                for s in self.padded
+            )
+            for lv in range(levels)
+        ]
+
+    def _pad(self, x):
+        ph, pw = self.padded[0] - self.shape[0], self.padded[1] - self.shape[1]
+        return torch.nn.functional.pad(x, (0, pw, 0, ph)) if ph or pw else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self._pad(x).clone()
+        for lv, (Wh, Ww) in enumerate(self.mats):
+            h, w = Wh.shape[0], Ww.shape[0]
+            blk = c[..., :h, :w]
+            Wh_, Ww_ = (Wh.to(blk.dtype), Ww.to(blk.dtype))
+            c[..., :h, :w] = Wh_ @ blk @ Ww_.T
+        return c
+
+    def inverse(self, c: torch.Tensor) -> torch.Tensor:
+        x = c.clone()
+        for Wh, Ww in reversed(self.mats):
+            h, w = Wh.shape[0], Ww.shape[0]
+            blk = x[..., :h, :w]
+            Wh_, Ww_ = (Wh.to(blk.dtype), Ww.to(blk.dtype))
+            x[..., :h, :w] = Wh_.T @ blk @ Ww_
+        return x[..., : self.shape[0], : self.shape[1]]
+
+    def detail_mask(self, device=None) -> torch.Tensor:
+        """1 on detail coefficients, 0 on the coarsest approximation (which is not penalised)."""
+        m = torch.ones(self.padded, device=device)
+        h, w = self.padded[0] >> self.levels, self.padded[1] >> self.levels
+        m[:h, :w] = 0
+        return m
+
+
+def soft_threshold(z: torch.Tensor, t) -> torch.Tensor:
+    """Soft thresholding of real or complex values (shrinks the magnitude, keeps the phase)."""
+    mag = z.abs()
+    return z * torch.clamp(1 - t / mag.clamp_min(1e-12), min=0)

@@ -1,0 +1,79 @@
+"""Total-variation reconstruction by the primal-dual algorithm of Chambolle and Pock (2011).
+
+Solves  min_x ½‖Ax − y‖²/‖A‖² + λ·TV(x)  for MRI (complex x, 2D or 2D+t) and CT (real x, ≥ 0).
+TV is isotropic over the spatial axes; for dynamic MRI the frame axis is differenced too with
+weight ``time_weight`` (spatio-temporal TV). λ = ``lam``·scale, where scale is the peak of the
+initial estimate (Aᴴy or FBP), so one default works on any intensity range.
+Each iteration is one streamed stage; ``lam`` and ``time_weight`` may change mid-run (the
+iteration simply continues with the new weight - a warm start).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from napari_unrollrecon.methods._common import (
+    grad,
+    grad_adjoint,
+    grad_norm_bound,
+    initial_estimate,
+    normalised_operator,
+)
+from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+
+
+# Primal/dual step balance τ/σ = STEP_RATIO²: measured on IXI brain at 20 % Cartesian, a
+# primal-heavy split (3) is within 0.1 dB of convergence after 100 iterations; 1 needs ~300.
+STEP_RATIO = 3.0
+
+
+def _project_ball(q: torch.Tensor, radius: float) -> torch.Tensor:
+    """Project each pixel's gradient vector (axis 0, real/imag together) onto ‖·‖ ≤ radius."""
+    norm = torch.sqrt((q.abs() ** 2).sum(0, keepdim=True))
+    return q / torch.clamp(norm / max(radius, 1e-30), min=1.0)
+
+
+def run(problem, params, cache=None, start=0):
+    iters = int(params["iterations"])
+    make = UpdateMaker(problem, params, total=iters)
+    A, AH, y = normalised_operator(problem)
+    ct = problem.modality == "ct"
+    with torch.no_grad():
+        x = initial_estimate(problem)
+        x = x.real.clamp_min(0) if ct else x
+        tw = params["time_weight"] if problem.modality == "dmri" else 0.0
+        L = (1.0 + grad_norm_bound(max(tw, 1.0))) ** 0.5  # ‖[A; ∇]‖ bound, fixed for live tw ≤ 1
+        tau, sigma = 0.99 * STEP_RATIO / L, 0.99 / (STEP_RATIO * L)
+        xbar, p, q = x.clone(), torch.zeros_like(y), torch.zeros_like(grad(x, tw))
+        for it in range(1, iters + 1):
+            lam = params["lam"] * problem.scale
+            p = (p + sigma * (A(xbar) - y)) / (1 + sigma)
+            q = _project_ball(q + sigma * grad(xbar, tw), lam)
+            x_new = x - tau * (AH(p) + grad_adjoint(q, tw))
+            if ct:
+                x_new = x_new.real.clamp_min(0) if params["nonneg"] else x_new.real
+            xbar, x = 2 * x_new - x, x_new
+            changes = yield make(it, x, label=f"TV iteration {it}/{iters}")
+            if params.apply(changes) and "time_weight" in params and problem.modality == "dmri":
+                tw = min(params["time_weight"], 1.0)
+                if q.shape[0] != grad(x, tw).shape[0]:
+                    q = torch.zeros_like(grad(x, tw))
+    return make.result(SPEC.name, x, stages=iters)
+
+
+SPEC = MethodSpec(
+    name="tv",
+    title="TV (primal-dual)",
+    modalities=("mri", "dmri", "ct"),
+    params=(
+        Param("lam", 0.01, low=1e-6, high=1.0, live=True, log=True, relative=True,
+              label="λ (× data scale)", help="TV weight relative to the peak of the initial image"),
+        Param("iterations", 100, kind="int", low=1, high=5000, label="iterations"),
+        Param("time_weight", 1.0, low=0.0, high=1.0, live=True,
+              label="temporal weight", help="dynamic MRI: weight of the frame-to-frame differences"),
+        Param("nonneg", True, kind="bool", label="non-negative (CT)"),
+    ),
+    run=run,
+    description="Isotropic total variation, Chambolle-Pock primal-dual iterations.",
+    reference="A. Chambolle, T. Pock, J. Math. Imaging Vis. 40:120-145 (2011); Rudin, Osher, Fatemi (1992).",
+)

@@ -1,0 +1,395 @@
+"""Parallel-beam CT: Radon transform, its exact adjoint and filtered back-projection, in pure torch.
+
+Geometry (the same as ``skimage.transform.radon(image, theta, circle=False)``):
+
+* The image is ``N × N`` (rows, columns) with its rotation centre at pixel ``(N//2, N//2)``.
+* A view at angle ``θ`` (degrees) has ``n_detectors`` bins of width one pixel; bin ``k`` sits at the
+  signed offset ``s = k - n_detectors//2``. The ray of bin ``k`` is the set of points
+  ``centre + s·(cos θ, -sin θ) + t·(sin θ, cos θ)`` in (column, row) coordinates.
+* The default ``n_detectors = ceil(√2·N)`` covers the whole square image at every angle.
+* Sinograms are stored **(views, detectors)** - one row per view. skimage returns the transpose,
+  (detectors, views).
+
+The projector is ray-driven: every ray is sampled at unit steps ``t = -P//2 … P - 1 - P//2``
+(``P = ceil(√2·N)``) with bilinear interpolation of the zero-extended image (a rotate-and-sum
+with ``grid_sample``); the adjoint ``AH`` scatters with exactly the same weights (the native
+backward kernel of ``grid_sample``), so ``<A x, y> = <x, AH y>`` up to rounding. Both are wrapped
+in autograd functions that call each other, so gradients through ``A``/``AH`` are exact too.
+
+:meth:`RadonOperator.fbp` is the analytic inverse: each view is filtered along the detector axis
+(zero-padded FFT, Kak & Slaney's band-limited ramp times an optional window) and back-projected
+*pixel-driven* with linear interpolation along the detector, scaled by ``Δθ/2`` - like
+``skimage.transform.iradon``. It is therefore not ``AH`` of the filtered data (``AH`` is the
+transpose of the ray-driven model); the pixel-driven back-projector is the usual, sharper, choice.
+
+Sampling grids are cached per dtype when they fit a 256 MB budget (63 MB for the projector at
+256², 60 views) and otherwise rebuilt chunk by chunk on every call (512², 180 views would need
+~760 MB, so it is not cached); the working set of one call stays around 64 MB per image. On CUDA
+the adjoint accumulates with atomic adds, so it is not bitwise deterministic (and
+``torch.use_deterministic_algorithms(True)`` refuses it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FBP_FILTERS = ("ramp", "shepp-logan", "cosine", "hann")
+
+# Working-set and cache budgets (elements / bytes); chosen so 512² × 180 views fits easily.
+_CHUNK_ELEMS = 2**24
+_CACHE_BYTES = 256 * 2**20
+_BILINEAR, _ZEROS = 0, 0  # grid_sample enum values for mode / padding_mode
+
+
+# --------------------------------------------------------------------------- geometry helpers
+def default_n_detectors(image_size: int) -> int:
+    """``ceil(√2·N)`` detector bins: enough to cover an ``N × N`` image at every angle."""
+    # Written as N + ceil(√2·N - N), as skimage does, so both round identically.
+    return int(image_size + math.ceil(math.sqrt(2) * image_size - image_size))
+
+
+def sparse_view_angles(n_views: int, full_views: int = 180, arc: float = 180.0) -> np.ndarray:
+    """Pick ``n_views`` of a full set of ``full_views`` views evenly spread over ``[0, arc)``.
+
+    The full set is ``arange(full_views) * arc / full_views`` degrees; view ``i`` of the sparse
+    set is full view ``floor(i · full_views / n_views)`` - every k-th view when
+    ``k = full_views / n_views`` is an integer. Returns angles in degrees (float64).
+    """
+    n_views, full_views = int(n_views), int(full_views)
+    if full_views < 1 or not 1 <= n_views <= full_views:
+        raise ValueError(
+            f"need 1 <= n_views <= full_views, got n_views={n_views}, full_views={full_views}"
+        )
+    index = (np.arange(n_views) * full_views) // n_views
+    return index * (float(arc) / full_views)
+
+
+def fbp_filter(size: int, name: str = "ramp") -> np.ndarray:
+    """Frequency response (rfft layout, ``size//2 + 1`` values) of an FBP filter for ``size`` bins.
+
+    The ramp is the DFT of the band-limited spatial ramp kernel (Kak & Slaney, ch. 3, eq. 61):
+    ``h[0] = 1/4``, ``h[n] = -1/(π n)²`` for odd ``n``, 0 for even ``n ≠ 0``, taken circularly,
+    which avoids the DC bias of a sampled ``|ω|``. Windows (``f`` = DFT frequency in cycles per
+    bin): shepp-logan ``sinc(f)``, cosine ``cos(π f)``, hann the symmetric Hann window of length
+    ``size`` centred on DC (skimage's convention, whose odd part is dropped as it only adds an
+    imaginary part to the filtered real data).
+    """
+    if name not in FBP_FILTERS:
+        raise ValueError(f"unknown FBP filter {name!r}; choose one of {list(FBP_FILTERS)}")
+    lag = np.arange(size)
+    lag = np.minimum(lag, size - lag)  # circular distance from 0
+    h = np.where(lag % 2 == 1, -1.0 / (np.pi * np.maximum(lag, 1)) ** 2, 0.0)
+    h[0] = 0.25
+    response = 2 * np.real(np.fft.fft(h))
+    freq = np.fft.fftfreq(size)
+    if name == "shepp-logan":
+        response *= np.sinc(freq)  # numpy's sinc is sin(πf)/(πf)
+    elif name == "cosine":
+        response *= np.cos(np.pi * freq)
+    elif name == "hann":
+        centred = (np.arange(size) + size // 2) % size
+        response *= 0.5 - 0.5 * np.cos(2 * np.pi * centred / (size - 1))
+    even = 0.5 * (response + np.roll(response[::-1], 1))
+    return even[: size // 2 + 1]
+
+
+def _padded_length(n_detectors: int) -> int:
+    """FFT length for filtering: a power of two ≥ 2·n_detectors (no circular wrap), at least 64."""
+    return max(64, 2 ** math.ceil(math.log2(2 * n_detectors)))
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Device equality that treats "cuda" and "cuda:0" (the current device) as the same."""
+    if a.type != b.type:
+        return False
+    return a.index is None or b.index is None or a.index == b.index
+
+
+# --------------------------------------------------------------------------- autograd wrappers
+class _Project(torch.autograd.Function):
+    """``A`` whose backward is ``AH`` (and vice versa below): exact gradients of any order."""
+
+    @staticmethod
+    def forward(ctx, x, op):
+        ctx.op = op
+        return op._project(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _Backproject.apply(g, ctx.op), None
+
+
+class _Backproject(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, op):
+        ctx.op = op
+        return op._backproject(y)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _Project.apply(g, ctx.op), None
+
+
+# --------------------------------------------------------------------------- operator
+class RadonOperator:
+    """Parallel-beam Radon transform ``y = A x`` of ``N × N`` images, batched over leading dims.
+
+    Parameters
+    ----------
+    image_size : int
+        ``N``, the side of the square image (≥ 2).
+    n_views : int, optional
+        Number of views; required unless ``angles`` is given.
+    angles : array of float, optional
+        View angles in degrees. Default: ``n_views`` angles evenly spread over ``[0, arc)``, or,
+        with ``full_views``, the subset :func:`sparse_view_angles` picks from that full set.
+    n_detectors : int, optional
+        Detector bins (unit spacing, centred at bin ``n_detectors//2``). Default ``ceil(√2·N)``.
+    arc : float
+        Angular range in degrees covered by the views (180 for a full parallel-beam scan); also
+        sets the FBP weight ``Δθ/2`` with ``Δθ = arc/n_views`` in radians.
+    full_views : int, optional
+        Size of the full view set the sparse views are drawn from (see :func:`sparse_view_angles`).
+    device : torch device or str, optional
+        Where sampling grids live and computations run (default CPU).
+    """
+
+    modality = "ct"
+
+    def __init__(self, image_size: int, n_views: int | None = None, angles=None,
+                 n_detectors: int | None = None, arc: float = 180.0,
+                 full_views: int | None = None, device=None):
+        self.image_size = int(image_size)
+        if self.image_size < 2:
+            raise ValueError(f"image_size must be at least 2 pixels, got {image_size}")
+        self.arc = float(arc)
+        if not 0 < self.arc <= 360:
+            raise ValueError(f"arc must be in (0, 360] degrees, got {arc}")
+        self.angles = self._make_angles(n_views, angles, full_views)
+        self.n_views = len(self.angles)
+        self.n_detectors = int(n_detectors) if n_detectors is not None else default_n_detectors(self.image_size)
+        if self.n_detectors < 2:
+            raise ValueError(f"n_detectors must be at least 2, got {n_detectors}")
+        self.full_views = full_views
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._n_samples = default_n_detectors(self.image_size)  # ray samples, covers the image
+        self._grids: dict = {}
+        self._norm: float | None = None
+
+    def _make_angles(self, n_views, angles, full_views) -> np.ndarray:
+        if angles is not None:
+            angles = np.asarray(angles, dtype=np.float64).reshape(-1)
+            if angles.size == 0 or not np.all(np.isfinite(angles)):
+                raise ValueError("angles must be a non-empty array of finite values in degrees")
+            if n_views is not None and int(n_views) != angles.size:
+                raise ValueError(f"n_views={n_views} disagrees with the {angles.size} angles given")
+            return angles
+        if n_views is None or int(n_views) < 1:
+            raise ValueError(f"give n_views >= 1 or an array of angles (degrees); got n_views={n_views}")
+        if full_views is not None:
+            return sparse_view_angles(int(n_views), int(full_views), self.arc)
+        return np.arange(int(n_views)) * (self.arc / int(n_views))
+
+    def __repr__(self):
+        return (f"RadonOperator(image_size={self.image_size}, n_views={self.n_views}, "
+                f"n_detectors={self.n_detectors}, arc={self.arc:g}, device={self.device})")
+
+    # ----------------------------------------------------------------- shapes and checks
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size)
+
+    @property
+    def sinogram_shape(self) -> tuple[int, int]:
+        """(views, detectors)."""
+        return (self.n_views, self.n_detectors)
+
+    @staticmethod
+    def image_size_for(n_detectors: int) -> int:
+        """Largest image size whose default detector count fits: ``floor(n_detectors / √2)``.
+
+        Inverse of the default ``n_detectors = ceil(√2·N)`` (and skimage ``iradon``'s default
+        output size). For a sinogram whose detector only spans the inscribed circle
+        (skimage ``circle=True``), pass ``image_size = n_detectors`` instead.
+        """
+        n_detectors = int(n_detectors)
+        if n_detectors < 3:
+            raise ValueError(f"a sinogram needs at least 3 detector bins, got {n_detectors}")
+        return int(math.floor(n_detectors / math.sqrt(2)))
+
+    def _flatten(self, x, tail: tuple, what: str):
+        """Validate ``x`` (..., *tail) and return it as (C, *tail) in a compute dtype."""
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(np.asarray(x))
+        if torch.is_complex(x) or not torch.is_floating_point(x):
+            raise ValueError(f"CT {what} must be a real floating-point tensor, got dtype {x.dtype}; "
+                             "convert with .float() (and take .real / .abs() of complex data)")
+        if x.ndim < 2 or tuple(x.shape[-2:]) != tail:
+            raise ValueError(f"CT {what} must have shape (..., {tail[0]}, {tail[1]}) for {self!r}; "
+                             f"got {tuple(x.shape)}")
+        if not _same_device(x.device, self.device):
+            raise ValueError(f"CT {what} is on {x.device} but the operator on {self.device}; "
+                             "move one of them (tensor.to(...) or operator.to(...))")
+        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        return x.reshape(-1, *tail).to(dtype), x.shape[:-2], x.dtype
+
+    def check(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless ``x`` is a valid (..., N, N) image batch for this operator."""
+        self._flatten(x, self.image_shape, "image")
+
+    # ----------------------------------------------------------------- public operators
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        """Sinogram ``(..., n_views, n_detectors)`` of images ``(..., N, N)``."""
+        flat, lead, dtype = self._flatten(x, self.image_shape, "image")
+        return _Project.apply(flat, self).reshape(*lead, *self.sinogram_shape).to(dtype)
+
+    def AH(self, y: torch.Tensor) -> torch.Tensor:
+        """Exact adjoint (unfiltered ray-driven back-projection) of sinograms ``(..., V, D)``."""
+        flat, lead, dtype = self._flatten(y, self.sinogram_shape, "sinogram")
+        return _Backproject.apply(flat, self).reshape(*lead, *self.image_shape).to(dtype)
+
+    def AHA(self, x: torch.Tensor) -> torch.Tensor:
+        return self.AH(self.A(x))
+
+    def fbp(self, y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:
+        """Filtered back-projection of sinograms ``(..., V, D)`` to images ``(..., N, N)``.
+
+        ``filter`` is one of :data:`FBP_FILTERS`. For views evenly covering 180° the result is on
+        the image's intensity scale (it matches ``skimage.transform.iradon``).
+        """
+        if filter not in FBP_FILTERS:
+            raise ValueError(f"unknown FBP filter {filter!r}; choose one of {list(FBP_FILTERS)}")
+        flat, lead, dtype = self._flatten(y, self.sinogram_shape, "sinogram")
+        q = self._filter(flat, filter)
+        weight = math.radians(self.arc) / self.n_views / 2
+        x = self._backproject_pixel(q) * weight
+        return x.reshape(*lead, *self.image_shape).to(dtype)
+
+    def norm(self, iterations: int = 100, tol: float = 1e-4) -> float:
+        """Spectral norm ``||A||₂`` by power iteration on ``AᴴA`` (cached; a lower estimate).
+
+        Starts from a constant image, close to the top singular vector (low frequencies dominate
+        a projector's spectrum), so a few iterations usually suffice.
+        """
+        if self._norm is None:
+            with torch.no_grad():
+                g = torch.Generator(device="cpu").manual_seed(0)
+                x = 1 + 0.01 * torch.rand(self.image_shape, generator=g, dtype=torch.float32)
+                x = x.to(self.device)
+                x /= torch.linalg.vector_norm(x)
+                value = 0.0
+                for _ in range(iterations):
+                    z = self.AHA(x)
+                    new = float(torch.linalg.vector_norm(z))
+                    x = z / max(new, 1e-30)
+                    if abs(new - value) <= tol * new:
+                        value = new
+                        break
+                    value = new
+            self._norm = math.sqrt(value)
+        return self._norm
+
+    def to(self, device) -> "RadonOperator":
+        """The same geometry on ``device`` (grids are rebuilt there lazily)."""
+        op = RadonOperator(self.image_size, angles=self.angles, n_detectors=self.n_detectors,
+                           arc=self.arc, device=device)
+        op.full_views, op._norm = self.full_views, self._norm
+        if op.device == self.device:
+            op._grids = self._grids  # same tensors, no need to rebuild
+        return op
+
+    # ----------------------------------------------------------------- sampling grids
+    def _chunks(self, per_view: int):
+        """View ranges whose working set (``per_view`` elements each) fits the chunk budget."""
+        step = max(1, _CHUNK_ELEMS // max(per_view, 1))
+        return [(v, min(v + step, self.n_views)) for v in range(0, self.n_views, step)]
+
+    def _trig(self, v0, v1, dtype):
+        theta = torch.as_tensor(np.deg2rad(self.angles[v0:v1]), dtype=torch.float64)
+        shape = (-1, 1, 1)
+        return (theta.cos().to(self.device, dtype).view(shape),
+                theta.sin().to(self.device, dtype).view(shape))
+
+    def _ray_grid(self, v0, v1, dtype):
+        """Normalised sample positions (views, ray samples, detectors, 2) of the ray-driven model."""
+        n, c = self.image_size, self.image_size // 2
+        cos, sin = self._trig(v0, v1, dtype)
+        s = torch.arange(self.n_detectors, device=self.device, dtype=dtype) - self.n_detectors // 2
+        t = torch.arange(self._n_samples, device=self.device, dtype=dtype) - self._n_samples // 2
+        s, t = s.view(1, 1, -1), t.view(1, -1, 1)
+        col = c + cos * s + sin * t
+        row = c - sin * s + cos * t
+        # align_corners=True: pixel centres at -1 … 1, so pixel index i -> 2 i / (N - 1) - 1.
+        return torch.stack((col, row), dim=-1).mul_(2.0 / (n - 1)).sub_(1.0)
+
+    def _pixel_grid(self, v0, v1, dtype):
+        """Normalised detector positions (views, N, N, 2) of every pixel centre (pixel-driven)."""
+        n, c = self.image_size, self.image_size // 2
+        cos, sin = self._trig(v0, v1, dtype)
+        d = torch.arange(n, device=self.device, dtype=dtype) - c
+        pos = cos * d.view(1, 1, -1) - sin * d.view(1, -1, 1) + self.n_detectors // 2
+        pos = pos.mul_(2.0 / (self.n_detectors - 1)).sub_(1.0)
+        # The sinogram row is a 1-pixel-high image: any y samples exactly that row.
+        return torch.stack((pos, torch.zeros_like(pos)), dim=-1)
+
+    def _grid(self, kind: str, v0: int, v1: int, dtype):
+        """Grid of views ``v0:v1``; the all-view grid is cached when it fits the byte budget."""
+        build, per_view = ((self._ray_grid, self._n_samples * self.n_detectors) if kind == "ray"
+                           else (self._pixel_grid, self.image_size**2))
+        if self.n_views * per_view * 2 * torch.finfo(dtype).bits // 8 > _CACHE_BYTES:
+            return build(v0, v1, dtype)
+        key = (kind, dtype)
+        if key not in self._grids:
+            self._grids[key] = build(0, self.n_views, dtype)
+        return self._grids[key][v0:v1]
+
+    # ----------------------------------------------------------------- kernels (C = batch)
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """(C, N, N) -> (C, V, D): bilinear samples along each ray, summed."""
+        out = x.new_empty(x.shape[0], self.n_views, self.n_detectors)
+        image = x.unsqueeze(0)
+        for v0, v1 in self._chunks(self._n_samples * self.n_detectors * (x.shape[0] + 2)):
+            grid = self._grid("ray", v0, v1, x.dtype)
+            # Views are the grid_sample batch; the image batch rides along as channels.
+            samples = F.grid_sample(image.expand(v1 - v0, -1, -1, -1), grid, mode="bilinear",
+                                    padding_mode="zeros", align_corners=True)
+            out[:, v0:v1] = samples.sum(dim=2).transpose(0, 1)
+        return out
+
+    def _backproject(self, y: torch.Tensor) -> torch.Tensor:
+        """(C, V, D) -> (C, N, N): the transpose of :meth:`_project`, same grids and weights."""
+        channels = y.shape[0]
+        x = y.new_zeros(channels, *self.image_shape)
+        for v0, v1 in self._chunks(self._n_samples * self.n_detectors * (channels + 2)):
+            grid = self._grid("ray", v0, v1, y.dtype)
+            n = v1 - v0
+            grad = y[:, v0:v1].transpose(0, 1).unsqueeze(2).expand(n, channels, self._n_samples, self.n_detectors)
+            shape_only = y.new_zeros(()).expand(n, channels, *self.image_shape)
+            gin, _ = torch.ops.aten.grid_sampler_2d_backward(
+                grad, shape_only, grid, _BILINEAR, _ZEROS, True, [True, False])
+            x += gin.sum(dim=0)
+        return x
+
+    def _backproject_pixel(self, q: torch.Tensor) -> torch.Tensor:
+        """(C, V, D) -> (C, N, N): linear interpolation of each view at every pixel's projection."""
+        channels = q.shape[0]
+        x = q.new_zeros(channels, *self.image_shape)
+        rows = q.transpose(0, 1).unsqueeze(2)  # (V, C, 1, D)
+        for v0, v1 in self._chunks(self.image_size**2 * (channels + 2)):
+            grid = self._grid("pixel", v0, v1, q.dtype)
+            x += F.grid_sample(rows[v0:v1], grid, mode="bilinear", padding_mode="zeros",
+                               align_corners=True).sum(dim=0)
+        return x
+
+    def _filter(self, y: torch.Tensor, name: str) -> torch.Tensor:
+        """Filter each view along the detector axis (zero-padded to avoid circular wrap)."""
+        size = _padded_length(self.n_detectors)
+        key = ("filter", name, y.dtype)
+        if key not in self._grids:
+            self._grids[key] = torch.as_tensor(fbp_filter(size, name), dtype=y.dtype, device=self.device)
+        spectrum = torch.fft.rfft(y, n=size, dim=-1) * self._grids[key]
+        return torch.fft.irfft(spectrum, n=size, dim=-1)[..., : self.n_detectors]

@@ -1,0 +1,86 @@
+"""Fixtures for the dock tests: a tiny registered method whose output is easy to predict."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+
+DUMMY = "dummy-stages"
+
+
+def _dummy_run(problem, params, cache=None, start=0):
+    """Stage k shows gain·(k/steps)·|Aᴴy| (+ offset from stage ``offset_from`` on); caches each
+    stage so a re-run can resume from stage ``start``."""
+    steps = int(params["steps"])
+    make = UpdateMaker(problem, params, total=steps)
+    base = problem.operator.fbp(problem.y) if problem.modality == "ct" else problem.operator.AH(problem.y)
+    base = base.abs()
+    first = 1
+    if start > 1 and cache is not None and (start - 1) in cache:
+        first = start
+    if cache is not None:
+        cache["resumed_from"] = first
+    for k in range(first, steps + 1):
+        if params["fail_at"] and k == params["fail_at"]:
+            raise RuntimeError(f"dummy failure at stage {k}")
+        time.sleep(params["delay"])
+        x = base * params["gain"] * k / steps + (params["offset"] if k >= 3 else 0.0)
+        if cache is not None:
+            cache[k] = x
+        changes = yield make(k, x, label=f"dummy stage {k}/{steps}")
+        params.apply(changes)
+    return make.result(DUMMY, x, stages=steps)
+
+
+SPEC = MethodSpec(
+    name=DUMMY,
+    title="Dummy stages",
+    modalities=("mri", "dmri", "ct"),
+    params=(
+        Param("gain", 1.0, low=0.0, high=10.0, live=True, label="gain"),
+        Param("offset", 0.0, low=0.0, high=10.0, live=True, stage=3, label="offset (stage ≥ 3)"),
+        Param("steps", 5, kind="int", low=1, high=1000, label="steps"),
+        Param("delay", 0.0, low=0.0, high=1.0, label="seconds per stage"),
+        Param("fail_at", 0, kind="int", low=0, high=1000, label="raise at stage"),
+    ),
+    run=_dummy_run,
+    resumable=True,
+    description="Test method: scaled zero-filled image per stage.",
+)
+
+LEARNED = MethodSpec(
+    name="dummy-learned",
+    title="Dummy learned",
+    modalities=("mri", "dmri", "ct"),
+    params=(Param("weights", None, kind="path", label="weights"),),
+    run=_dummy_run,
+    learned=True,
+)
+
+
+@pytest.fixture
+def dummy_method():
+    from napari_unrollrecon.engine import registry
+
+    registry.register(SPEC, replace=True)
+    registry.register(LEARNED, replace=True)
+    yield SPEC
+    registry._REGISTRY.pop(DUMMY, None)
+    registry._REGISTRY.pop("dummy-learned", None)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def phantom():
+    from napari_unrollrecon.engine.phantoms import mri_phantom
+
+    return np.abs(mri_phantom(64)).astype(np.float32)

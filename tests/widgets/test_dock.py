@@ -1,0 +1,190 @@
+"""The reconstruction dock in a real (Xvfb) napari viewer: manifest wiring, streaming, Stop,
+live tweaks, compare, bad input. Runs use the tiny ``dummy-stages`` method (conftest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QTimer
+
+from napari_unrollrecon._widgets._controller import META_KEY
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def dock(make_napari_viewer, dummy_method):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
+    return viewer, widget
+
+
+def _use(widget, method, **values):
+    idx = widget.method_combo.findData(method)
+    assert idx >= 0, f"{method} not offered"
+    widget.method_combo.setCurrentIndex(idx)
+    for name, value in values.items():
+        widget.param_form.set_value(name, value)
+
+
+def _wait_done(qtbot, widget, timeout=20000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def _recon_layers(viewer, kind="reconstruction"):
+    return [l for l in viewer.layers if l.metadata.get(META_KEY, {}).get("kind") == kind]
+
+
+def test_dock_loads_through_manifest(dock):
+    viewer, widget = dock
+    assert type(widget).__name__ == "ReconWidget"
+    assert widget.method_combo.count() >= 1
+
+
+def test_run_streams_stages_into_one_layer(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    assert widget.input_combo.currentText() == "phantom"
+    _use(widget, "dummy-stages", steps=6, delay=0.06)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    widget.run()
+    _wait_done(qtbot, widget)
+    timer.stop()
+    [layer] = _recon_layers(viewer)
+    assert layer.data.shape == (6, 64, 64)
+    assert layer.metadata[META_KEY]["stages"] == [1, 2, 3, 4, 5, 6]
+    assert layer.metadata[META_KEY]["method"] == "dummy-stages"
+    assert layer.metadata[META_KEY]["mask"].shape == (64, 64)
+    assert "psnr" in layer.metadata[META_KEY]["metrics"]
+    # stages differ (k/steps scaling) and the slider follows the newest one
+    assert layer.data[0].max() < layer.data[-1].max()
+    assert viewer.dims.current_step[0] == 5
+    assert len(_recon_layers(viewer, "error")) == 1
+    assert len(widget.plot.series["psnr"]) == 6 and len(widget.plot.series["residual"]) == 6
+    # the event loop kept turning: ~0.36 s of run at a 10 ms timer
+    assert len(ticks) >= 10
+    assert "PSNR" in widget.status.text()
+
+
+def test_stop_takes_effect_within_a_stage(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages", steps=200, delay=0.05)
+    widget.run()
+    qtbot.waitUntil(lambda: bool(_recon_layers(viewer)) and len(widget.active["stack"]) >= 2, timeout=10000)
+    widget.stop()
+    _wait_done(qtbot, widget, timeout=3000)
+    [layer] = _recon_layers(viewer)
+    assert layer.data.shape[0] < 20
+    assert "stopped" in widget.status.text()
+    assert widget.run_button.isEnabled()
+
+
+def test_live_tweak_mid_run_reaches_the_method(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages", steps=30, delay=0.04)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.active.get("last") is not None and widget.active["last"].stage >= 2, timeout=10000)
+    widget.param_form.set_value("gain", 5.0)
+    _wait_done(qtbot, widget)
+    rec = widget.record
+    assert rec.params["gain"] == 5.0
+    layer = _recon_layers(viewer)[0]
+    # the final stage is 5x brighter than without the tweak (gain·k/steps with k = steps)
+    ref_max = np.abs(phantom).max()
+    assert layer.data[-1].max() > 3 * ref_max
+
+
+def test_tweak_after_run_reruns_from_affected_stage(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages", steps=5)
+    widget.run()
+    _wait_done(qtbot, widget)
+    layer = _recon_layers(viewer)[0]
+    before = np.array(layer.data[-1])
+    widget.param_form.set_value("offset", 1.0)  # Param.stage = 3: resume from stage 3
+    qtbot.waitUntil(lambda: widget.worker is not None, timeout=3000)
+    _wait_done(qtbot, widget)
+    assert len(_recon_layers(viewer)) == 1, "a tweak re-run reuses the run's layer"
+    assert np.allclose(layer.data[-1], before + 1.0, atol=1e-4)
+    assert layer.metadata[META_KEY]["stages"] == [1, 2, 3, 4, 5]
+    assert widget.record.cache["resumed_from"] == 3
+
+
+def test_compare_shows_grid_and_table(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    for i in range(widget.compare_list.count()):
+        item = widget.compare_list.item(i)
+        keep = item.data(256) in ("dummy-stages", "zero-filled")  # Qt.UserRole
+        item.setCheckState(2 if keep else 0)
+    widget.compare()
+    _wait_done(qtbot, widget)
+    assert widget.table.rowCount() == 2
+    assert viewer.grid.enabled
+    cmp = _recon_layers(viewer, "compare")
+    assert len(cmp) == 2
+    psnrs = [float(widget.table.item(r, 1).text()) for r in range(2)]
+    assert all(np.isfinite(psnrs))
+
+
+@pytest.mark.parametrize(
+    "data, rgb, words",
+    [
+        (np.zeros((64, 64), np.float32), False, "all zeros"),
+        (np.full((64, 64), np.nan, np.float32), False, "NaN"),
+        (np.ones((64, 64, 3), np.uint8), True, "RGB"),
+        (np.ones((2, 3, 64, 64), np.float32), False, "4D"),
+    ],
+)
+def test_bad_input_gives_a_message_and_leaves_layers(dock, data, rgb, words):
+    viewer, widget = dock
+    layer = viewer.add_image(data, name="bad", rgb=rgb)
+    before = np.array(layer.data, copy=True)
+    widget.input_combo.setCurrentText("bad")
+    widget.run()
+    assert words in widget.status.text() or words.lower() in widget.status.text().lower()
+    assert widget.worker is None and widget.run_button.isEnabled()
+    assert len(viewer.layers) == 1 + sum(1 for l in viewer.layers if l.metadata.get(META_KEY, {}).get("kind") == "mask-preview")
+    np.testing.assert_array_equal(np.asarray(layer.data), before)
+
+
+def test_mask_mismatch_and_missing_weights(dock, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    viewer.add_image(np.ones((32, 32), np.float32), name="small mask")
+    widget.input_combo.setCurrentText("phantom")
+    widget.mask_layer_combo.setCurrentText("small mask")
+    widget.run()
+    assert "does not match" in widget.status.text()
+    widget.mask_layer_combo.setCurrentIndex(0)
+    _use(widget, "dummy-learned")
+    assert "no weights" in widget.method_info.text()
+    widget.run()
+    assert "no weights" in widget.status.text() and widget.worker is None
+
+
+def test_exception_inside_method_is_reported(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages", steps=5, fail_at=3)
+    widget.run()
+    _wait_done(qtbot, widget)
+    assert "dummy failure at stage 3" in widget.status.text()
+    assert widget.run_button.isEnabled()
+
+
+def test_mask_preview_and_realised_ratio(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    widget.ratio_spin.setValue(0.2)
+    qtbot.waitUntil(lambda: "realised ratio" in widget.realised_label.text(), timeout=3000)
+    qtbot.wait(300)
+    preview = viewer.layers[widget.mask_preview_name]
+    assert preview.data.shape == (64, 64)
+    assert abs(float(np.mean(preview.data != 0)) - 0.2) < 0.05

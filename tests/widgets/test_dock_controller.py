@@ -1,0 +1,158 @@
+"""The dock's Qt-free run logic: input checks, problem building, throttling, resume planning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_unrollrecon._widgets import _controller as C
+
+
+def _drain(gen, sends=None):
+    frames, sends = [], dict(sends or {})
+    value = None
+    while True:
+        try:
+            frame = gen.send(value)
+        except StopIteration as stop:
+            return frames, stop.value
+        frames.append(frame)
+        value = sends.pop(frame.update.stage, None)
+
+
+@pytest.mark.parametrize(
+    "data, modality, rgb, words",
+    [
+        (np.ones((8, 8, 3)), "mri", True, "RGB"),
+        (np.ones((4, 16, 16)), "mri", False, "dynamic MRI"),
+        (np.ones((16, 16)), "dmri", False, "(frames, H, W)"),
+        (np.zeros((16, 16)), "mri", False, "all zeros"),
+        (np.full((16, 16), np.nan), "mri", False, "NaN"),
+        (np.ones((16, 20)), "ct", False, "square"),
+        (np.ones((4, 4)), "mri", False, "too small"),
+    ],
+)
+def test_bad_inputs_name_the_problem(data, modality, rgb, words):
+    with pytest.raises(C.InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        C.check_input(data, "image", modality, rgb=rgb)
+
+
+def test_kind_and_modality_must_agree():
+    with pytest.raises(C.InputError, match="CT"):
+        C.check_input(np.ones((16, 16)), "sinogram", "mri")
+    with pytest.raises(C.InputError, match="MRI"):
+        C.check_input(np.ones((16, 16)), "kspace", "ct")
+
+
+def test_layer_array_prefers_complex_original():
+    z = (np.ones((8, 8)) * (1 + 1j)).astype(np.complex64)
+    meta = {C.META_KEY: {"complex": z, "kind": "kspace"}}
+    assert np.iscomplexobj(C.layer_array(np.abs(z), meta))
+    assert C.guess_kind(None, meta) == "kspace"
+    # a stale complex array of another shape is ignored
+    assert not np.iscomplexobj(C.layer_array(np.ones((4, 4)), meta))
+
+
+def test_mask_shape_mismatch_is_an_input_error():
+    with pytest.raises(C.InputError, match="does not match"):
+        C.check_mask(np.ones((32, 32)), (64, 64))
+    with pytest.raises(C.InputError, match="samples nothing"):
+        C.check_mask(np.zeros((64, 64)), (64, 64))
+
+
+def test_subsample_views_keeps_evenly_spread_rows():
+    sino = np.arange(180)[:, None] * np.ones((1, 5))
+    kept, angles = C.subsample_views(sino, 60)
+    assert kept.shape == (60, 5) and np.allclose(kept[:, 0], np.arange(0, 180, 3))
+    assert np.allclose(angles, np.arange(0, 180, 3))
+    kept, angles = C.subsample_views(sino, 180)
+    assert angles is None and kept.shape[0] == 180
+
+
+def test_throttle_limits_rate_but_shows_first_and_last():
+    t = [0.0]
+    th = C.Throttle(max_rate=20, clock=lambda: t[0])
+    shown = []
+    for k in range(1, 101):  # 100 stages in 1 s
+        t[0] = k * 0.01
+        shown.append(th(k, 100))
+    assert shown[0] and shown[-1]
+    assert 15 <= sum(shown) <= 22
+
+
+def test_drive_streams_metrics_and_returns_outcome(dummy_method, phantom):
+    settings = C.RunSettings(modality="mri", kind="image", ratio=0.3)
+    prep = lambda: C.build_problem(phantom, settings)  # noqa: E731
+    frames, outcome = _drain(C.drive(dummy_method, prep, {"steps": 4}, reference=phantom,
+                                     throttle=C.Throttle(max_rate=0)))
+    assert [f.update.stage for f in frames] == [1, 2, 3, 4]
+    assert all(f.show and "psnr" in f.update.metrics for f in frames)
+    assert outcome.error is None and outcome.result.stages == 4
+    assert outcome.result.metrics["psnr"] > frames[0].update.metrics["psnr"]
+    assert abs(outcome.prepared.meta["realised_ratio"] - 0.3) < 0.05
+
+
+def test_drive_forwards_live_changes(dummy_method, phantom):
+    settings = C.RunSettings(modality="mri", kind="image")
+    prepared = C.build_problem(phantom, settings)
+    frames, outcome = _drain(C.drive(dummy_method, prepared, {"steps": 4}), sends={2: {"gain": 3.0}})
+    last = frames[-1].update
+    assert last.params["gain"] == 3.0
+    ratio = frames[2].update.image.max() / frames[1].update.image.max()
+    assert ratio == pytest.approx(3.0 * 3 / 2, rel=1e-4)
+
+
+def test_drive_turns_exceptions_into_messages(dummy_method, phantom):
+    prepared = C.build_problem(phantom, C.RunSettings())
+    frames, outcome = _drain(C.drive(dummy_method, prepared, {"steps": 5, "fail_at": 3}))
+    assert len(frames) == 2
+    assert outcome.result is None and "RuntimeError" in outcome.error and "stage 3" in outcome.error
+
+
+def test_resume_stage_uses_param_stage(dummy_method):
+    assert C.resume_stage(dummy_method, {"offset"}, stages_done=5, has_cache=True) == 3
+    assert C.resume_stage(dummy_method, {"gain"}, stages_done=5, has_cache=True) == 0
+    assert C.resume_stage(dummy_method, {"offset"}, stages_done=5, has_cache=False) == 0
+    assert C.resume_stage(dummy_method, {"offset"}, stages_done=2, has_cache=True) == 2
+
+
+def test_resumed_run_recomputes_only_later_stages(dummy_method, phantom):
+    prepared = C.build_problem(phantom, C.RunSettings())
+    first_frames, first = _drain(C.drive(dummy_method, prepared, {"steps": 5}))
+    start = C.resume_stage(dummy_method, {"offset"}, 5, True)
+    frames, second = _drain(C.drive(dummy_method, prepared, {"steps": 5, "offset": 1.0},
+                                    cache=first.cache, start=start))
+    assert [f.update.stage for f in frames] == [3, 4, 5]
+    assert np.allclose(second.result.image, first.result.image + 1.0, atol=1e-5)
+
+
+def test_live_changes_split_and_weights_check(dummy_method):
+    from napari_unrollrecon.engine import registry
+
+    LEARNED = registry.get("dummy-learned")
+    now, later = C.live_changes(dummy_method, {"gain": 1.0, "steps": 5}, {"gain": 2.0, "steps": 6})
+    assert now == {"gain": 2.0} and later == {"steps"}
+    assert "no weights" in C.missing_weights(LEARNED, {"weights": None})
+    assert C.missing_weights(LEARNED, {"weights": "w.safetensors"}) is None
+    assert C.missing_weights(dummy_method, {}) is None
+
+
+def test_stage_stack_grows_and_truncates():
+    s = C.StageStack((4, 4), capacity=2)
+    for k in range(1, 6):
+        s.append(np.full((4, 4), k, np.float32), k)
+    assert s.view.shape == (5, 4, 4) and s.view[-1, 0, 0] == 5
+    s.truncate_after(2)
+    assert s.view.shape == (2, 4, 4) and s.stages == [1, 2]
+    with pytest.raises(ValueError):
+        s.append(np.zeros((3, 3), np.float32), 3)
+
+
+def test_ct_problem_from_sinogram(phantom):
+    from napari_unrollrecon.physics.ct import RadonOperator
+    import torch
+
+    img = phantom[:64, :64]
+    sino = RadonOperator(64, n_views=90).A(torch.from_numpy(np.ascontiguousarray(img))).numpy()
+    prep = C.build_problem(sino, C.RunSettings(modality="ct", kind="sinogram", n_views=30))
+    assert prep.problem.y.shape[0] == 30 and prep.meta["views"] == 30
