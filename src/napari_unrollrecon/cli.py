@@ -9,6 +9,7 @@ The contract (stable for scripts):
 * ``bench`` runs methods × masks × ratios (or × views for CT) over a dataset and writes markdown
   and CSV tables of mean ± std PSNR/SSIM and seconds per slice.
 * ``methods`` lists the methods and their parameters.
+* ``gui`` opens napari with the reconstruction dock and a sample dataset.
 
 Exit status: 0 success, 2 bad usage or unusable input (message on stderr), 1 unexpected error.
 """
@@ -107,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-q", "--quiet", action="store_true")
 
     sub.add_parser("methods", help="list methods, modalities and parameters")
+
+    g = sub.add_parser("gui", help="open napari with the reconstruction dock and a sample loaded")
+    g.add_argument("--sample", default="mri_phantom", choices=("mri_phantom", "cine_phantom", "ct_phantom", "none"),
+                   help="sample dataset to open (default: %(default)s)")
+    g.add_argument("--screenshot", default=None, help="save a window screenshot to this PNG and quit")
     return ap
 
 
@@ -280,7 +286,27 @@ def cmd_methods(args) -> int:
     return 0
 
 
-COMMANDS = {"recon": cmd_recon, "mask": cmd_mask, "bench": cmd_bench, "methods": cmd_methods}
+def cmd_gui(args) -> int:
+    """The main job: napari with our dock and a sample. Lives here (top floor) so the core stays Qt-free."""
+    import napari
+
+    viewer = napari.Viewer(title="napari-unrollrecon")
+    if args.sample != "none":
+        viewer.open_sample("napari-unrollrecon", args.sample)
+    viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
+    if args.screenshot:
+        from qtpy.QtCore import QTimer
+
+        def shoot():
+            viewer.screenshot(args.screenshot, canvas_only=False)
+            viewer.close()
+
+        QTimer.singleShot(1500, shoot)
+    napari.run()
+    return 0
+
+
+COMMANDS = {"gui": cmd_gui, "recon": cmd_recon, "mask": cmd_mask, "bench": cmd_bench, "methods": cmd_methods}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,11 @@ live tweaks, compare, bad input. Runs use the tiny ``dummy-stages`` method (conf
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 
 from napari_unrollrecon._widgets._controller import META_KEY
 
@@ -48,7 +50,7 @@ def test_run_streams_stages_into_one_layer(dock, qtbot, phantom):
     _use(widget, "dummy-stages", steps=6, delay=0.06)
     ticks = []
     timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(10)
     widget.run()
     _wait_done(qtbot, widget)
@@ -64,23 +66,31 @@ def test_run_streams_stages_into_one_layer(dock, qtbot, phantom):
     assert viewer.dims.current_step[0] == 5
     assert len(_recon_layers(viewer, "error")) == 1
     assert len(widget.plot.series["psnr"]) == 6 and len(widget.plot.series["residual"]) == 6
-    # the event loop kept turning: ~0.36 s of run at a 10 ms timer
-    assert len(ticks) >= 10
+    # the event loop kept turning during the run: a frozen GUI gives no ticks, then one long gap.
+    # (Adding the two layers at the first stage costs one stall of a few 100 ms under Xvfb.)
+    gaps = np.diff(ticks)
+    assert len(ticks) >= 8, f"only {len(ticks)} timer ticks during the run"
+    assert np.median(gaps) < 0.05 and gaps.max() < 1.0, f"event-loop gaps {np.round(gaps, 3)}"
     assert "PSNR" in widget.status.text()
 
 
 def test_stop_takes_effect_within_a_stage(dock, qtbot, phantom):
     viewer, widget = dock
     viewer.add_image(phantom, name="phantom")
-    _use(widget, "dummy-stages", steps=200, delay=0.05)
+    _use(widget, "dummy-stages", steps=200, delay=0.1)
     widget.run()
-    qtbot.waitUntil(lambda: bool(_recon_layers(viewer)) and len(widget.active["stack"]) >= 2, timeout=10000)
+    qtbot.waitUntil(lambda: widget.active.get("last") is not None, timeout=10000)
+    t_stop = time.perf_counter()
     widget.stop()
     _wait_done(qtbot, widget, timeout=3000)
+    waited = time.perf_counter() - t_stop
+    # Stop acts at the next stage boundary: within one 0.1 s stage (+ signal latency)
+    assert waited < 0.6, f"stop took {waited:.2f} s"
+    assert widget.active["last"].stage < 20
     [layer] = _recon_layers(viewer)
     assert layer.data.shape[0] < 20
     assert "stopped" in widget.status.text()
-    assert widget.run_button.isEnabled()
+    assert widget.run_button.isEnabled() and not widget.stop_button.isEnabled()
 
 
 def test_live_tweak_mid_run_reaches_the_method(dock, qtbot, phantom):
@@ -108,11 +118,11 @@ def test_tweak_after_run_reruns_from_affected_stage(dock, qtbot, phantom):
     layer = _recon_layers(viewer)[0]
     before = np.array(layer.data[-1])
     widget.param_form.set_value("offset", 1.0)  # Param.stage = 3: resume from stage 3
-    qtbot.waitUntil(lambda: widget.worker is not None, timeout=3000)
-    _wait_done(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.record is not None and widget.record.params["offset"] == 1.0, timeout=5000)
     assert len(_recon_layers(viewer)) == 1, "a tweak re-run reuses the run's layer"
     assert np.allclose(layer.data[-1], before + 1.0, atol=1e-4)
-    assert layer.metadata[META_KEY]["stages"] == [1, 2, 3, 4, 5]
+    stages = layer.metadata[META_KEY]["stages"]  # shown stages (throttled to ≤ 20/s)
+    assert stages[0] == 1 and stages[-1] == 5 and stages == sorted(set(stages))
     assert widget.record.cache["resumed_from"] == 3
 
 
@@ -121,8 +131,8 @@ def test_compare_shows_grid_and_table(dock, qtbot, phantom):
     viewer.add_image(phantom, name="phantom")
     for i in range(widget.compare_list.count()):
         item = widget.compare_list.item(i)
-        keep = item.data(256) in ("dummy-stages", "zero-filled")  # Qt.UserRole
-        item.setCheckState(2 if keep else 0)
+        keep = item.data(Qt.ItemDataRole.UserRole) in ("dummy-stages", "zero-filled")
+        item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
     widget.compare()
     _wait_done(qtbot, widget)
     assert widget.table.rowCount() == 2
@@ -139,7 +149,7 @@ def test_compare_shows_grid_and_table(dock, qtbot, phantom):
         (np.zeros((64, 64), np.float32), False, "all zeros"),
         (np.full((64, 64), np.nan, np.float32), False, "NaN"),
         (np.ones((64, 64, 3), np.uint8), True, "RGB"),
-        (np.ones((2, 3, 64, 64), np.float32), False, "4D"),
+        (np.ones((2, 3, 64, 64), np.float32), False, "needs a 2D layer"),
     ],
 )
 def test_bad_input_gives_a_message_and_leaves_layers(dock, data, rgb, words):

@@ -380,7 +380,9 @@ class StageStack:
 
 def display_limits(image: np.ndarray, reference: np.ndarray | None = None) -> tuple[float, float]:
     """Contrast limits set once per run: the reference's range, else the first stage's 99.5th pct."""
-    src = reference if reference is not None else image
+    if reference is not None and reference.size and reference.max() > 0:
+        return 0.0, float(reference.max())
+    src = image
     hi = float(np.percentile(src, 99.5)) if src.size else 1.0
     hi = hi if hi > 0 else float(np.max(src)) or 1.0
     return 0.0, hi

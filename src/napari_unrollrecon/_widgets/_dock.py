@@ -75,6 +75,8 @@ class ReconWidget(QWidget):
         self.pbar = None
         self._queue: deque = deque()
         self._busy = False
+        self._flush_scheduled = False
+        self._pbar_time = 0.0
         self.mask_preview_name = "sampling mask (preview)"
 
         self._tweak_timer = QTimer(self, singleShot=True, interval=300)
@@ -227,6 +229,9 @@ class ReconWidget(QWidget):
         layers = self._image_layers()
         names = [layer.name for layer in layers]
         current = self.input_combo.currentText()
+        new = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        if new is not None and new.name in names and C.guess_kind(None, new.metadata) != "image":
+            current = new.name  # measured data just opened (sample/reader): reconstruct that
         if current not in names:  # prefer measured data (k-space / sinogram) from our samples
             measured = [layer.name for layer in layers if C.guess_kind(None, layer.metadata) != "image"]
             current = (measured or names or [None])[0]
@@ -299,8 +304,16 @@ class ReconWidget(QWidget):
         self._mask_timer.start()
 
     def _invalidate(self, *_) -> None:
-        """Input or sampling changed: a tweak no longer re-runs the previous problem."""
-        self.record = None
+        """Input or sampling may have changed: a tweak re-runs the last problem only if the key
+        still matches (see :meth:`_input_key`); nothing to do eagerly."""
+
+    def _input_key(self) -> tuple:
+        """What a tweak re-run depends on besides the method's parameters."""
+        layer = self._layer(self.input_combo.currentText())
+        s = self.settings()
+        return (self.input_combo.currentText(), id(layer.data) if layer is not None else None,
+                self.ref_combo.currentText(), self.mask_layer_combo.currentText(), s.modality, s.kind,
+                s.mask_kind, s.ratio, s.seed, s.n_views, s.noise, s.device)
 
     def _method_changed(self, *_) -> None:
         from napari_unrollrecon.engine import registry
@@ -455,10 +468,10 @@ class ReconWidget(QWidget):
 
         if reuse is None:
             self.run_count += 1
-            name = f"{spec.name} #{self.run_count} ← {source}"
+            name = f"{spec.name} #{self.run_count}"  # short: the layer list truncates long names
         else:
             name = reuse["name"]
-        self.active = dict(spec=spec, values=dict(values), sent={}, reference=reference, source=source,
+        self.active = dict(spec=spec, values=dict(values), sent={}, key=self._input_key(), reference=reference, source=source,
                            settings=settings, mask=mask, name=name, start=start, t0=time.perf_counter(),
                            first_frame=None, last=None, reuse=reuse, prepare=prepare)
         self.plot.clear()
@@ -481,16 +494,33 @@ class ReconWidget(QWidget):
         worker.finished.connect(lambda: self._dispatch(self._on_finished))
 
     def _dispatch(self, slot, *args) -> None:
+        """Queue a worker signal; a zero-delay timer handles the queue in order.
+
+        napari's progress bar calls ``processEvents`` on every update, so handling signals
+        directly would nest them (stages out of order) and never hand control back to the event
+        loop's caller while a fast method keeps yielding.
+        """
         self._queue.append((slot, args))
-        if self._busy:
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            QTimer.singleShot(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._busy:  # fired inside a nested processEvents: the outer flush reschedules
             return
         self._busy = True
         try:
-            while self._queue:
+            for _ in range(len(self._queue)):  # what is queued now; later signals: next flush
                 fn, a = self._queue.popleft()
                 fn(*a)
         finally:
             self._busy = False
+        if self._queue:
+            self._schedule_flush()
 
     def stop(self) -> None:
         """Ask the running method to stop; it does so at its next stage."""
@@ -510,7 +540,9 @@ class ReconWidget(QWidget):
         a["last"] = u
         if not frame.show:
             return
-        if self.pbar is not None:
+        now = time.perf_counter()
+        if self.pbar is not None and (now - self._pbar_time > 0.5 or u.stage >= u.total):
+            self._pbar_time = now  # the bar repaints via processEvents: update it ≤ 2 times a second
             if self.pbar.total != u.total:
                 self.pbar.total = u.total
             self.pbar.update(u.stage - self.pbar.n)
@@ -524,7 +556,8 @@ class ReconWidget(QWidget):
         a["layer"].data = a["stack"].view
         if a["reference"] is not None and a["err_stack"] is not None and u.image.shape == a["reference"].shape:
             a["err_stack"].append(np.abs(u.image - a["reference"]), u.stage)
-            a["err_layer"].data = a["err_stack"].view
+            if a["err_layer"].visible:  # a hidden layer is refreshed when shown (saves a slice/stage)
+                a["err_layer"].data = a["err_stack"].view
         axis = self.viewer.dims.ndim - a["layer"].ndim
         self.viewer.dims.set_current_step(axis, len(a["stack"]) - 1)
         self.plot.set_total(u.total)
@@ -532,6 +565,17 @@ class ReconWidget(QWidget):
             self.plot.add(key, u.stage, u.metrics.get(key))
         self.plot.add("residual", u.stage, u.residual)
         self._say(self._progress_text(a["spec"], u))
+        self._overlay(f"{a['spec'].title} · stage {u.stage}/{u.total}"
+                      + (f" · PSNR {u.metrics['psnr']:.2f} dB" if u.metrics else "")
+                      + f"\ndata: '{a['source']}' ({a['settings'].describe()})")
+
+    def _overlay(self, text: str) -> None:
+        """What is reconstructed, with what and how well, written on the canvas itself."""
+        ov = self.viewer.text_overlay
+        if not ov.visible:  # first use: a compact corner label (the user may restyle it after)
+            ov.position, ov.font_size, ov.color = "top_left", 10, "white"
+        ov.text = text
+        ov.visible = True
 
     def _progress_text(self, spec, u) -> str:
         text = f"{spec.title}: {u.label or f'stage {u.stage}/{u.total}'}"
@@ -562,7 +606,7 @@ class ReconWidget(QWidget):
         a["err_stack"] = a["err_layer"] = None
         ref = a["reference"]
         if ref is not None and ref.shape == u.image.shape:
-            err_name = f"{a['name']} |error|"
+            err_name = f"|error| {a['name']}"
             err_layer = self._layer(err_name)
             if err_layer is not None and reuse and reuse.get("err_stack") is not None:
                 a["err_stack"], a["err_layer"] = reuse["err_stack"], err_layer
@@ -572,7 +616,9 @@ class ReconWidget(QWidget):
                 hi = 0.2 * float(ref.max() - ref.min() or 1.0)
                 a["err_layer"] = self.viewer.add_image(
                     a["err_stack"].view, name=err_name, colormap="magma", contrast_limits=(0.0, hi),
-                    metadata={C.META_KEY: {"kind": "error", "source": a["name"]}}, visible=True)
+                    metadata={C.META_KEY: {"kind": "error", "source": a["name"]}}, visible=False)
+                stack, lay = a["err_stack"], a["err_layer"]
+                lay.events.visible.connect(lambda e: setattr(lay, "data", stack.view) if lay.visible else None)
         a["layer"].metadata[C.META_KEY]["stages"] = a["stack"].stages
 
     def _on_returned(self, outcome) -> None:
@@ -601,6 +647,7 @@ class ReconWidget(QWidget):
         self.record = C.RunRecord(method=a["spec"].name, params=dict(result.params), prepared=outcome.prepared,
                                   reference=a["reference"], cache=outcome.cache,
                                   stages_done=last.stage if last else result.stages, layer_name=a["name"],
+                                  settings_key=a["key"],
                                   extra=dict(stack=a.get("stack"), err_stack=a.get("err_stack"),
                                              source=a["source"], settings=a["settings"], mask=a["mask"]))
 
@@ -647,7 +694,8 @@ class ReconWidget(QWidget):
             return
         if spec.learned:
             self._method_changed()
-        if self.record is not None and self.record.method == spec.name:
+        rec = self.record
+        if rec is not None and rec.method == spec.name and rec.settings_key == self._input_key():
             self._tweak_timer.start()  # debounced re-run
 
     def rerun_after_tweak(self) -> None:
@@ -758,8 +806,18 @@ class ReconWidget(QWidget):
             item = QTableWidgetItem(text)
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self.table.setItem(row, col, item)
+        self._overlay("compare: " + " | ".join(self._compare_labels())
+                      + f"\ndata: '{a['source']}' ({a['settings'].describe()})")
         if len(a["layers"]) + sum(1 for i in range(self.table.rowCount()) if self.table.item(i, 1).text() == "failed") == len(a["titles"]):
             self.report(f"✓ compared {len(a['titles'])} methods on '{a['source']}' (grid view; table below)", error=False)
+
+    def _compare_labels(self) -> list[str]:
+        out = []
+        for r in range(self.table.rowCount()):
+            m, p = self.table.item(r, 0), self.table.item(r, 1)
+            if m is not None and p is not None:
+                out.append(f"{m.text()} {p.text()} dB")
+        return out
 
     def _hide_our_layers(self) -> None:
         """Grid view shows every visible layer: hide our earlier outputs (never the user's layers)."""

@@ -29,10 +29,9 @@ LIVE_MARK = " ●"
 
 
 def _decimals(p) -> int:
-    """Enough decimals to show the default and the low bound of a log-scale weight."""
-    vals = [abs(v) for v in (p.default, p.low) if isinstance(v, (int, float)) and v]
-    smallest = min(vals) if vals else 1.0
-    return max(3, min(10, 2 - int(math.floor(math.log10(smallest))) + 1))
+    """Three significant digits of the default (small log-scale weights need many decimals)."""
+    v = abs(p.default) if isinstance(p.default, (int, float)) and p.default else 1.0
+    return max(3, min(8, 2 - int(math.floor(math.log10(v)))))
 
 
 class ParamForm(QWidget):

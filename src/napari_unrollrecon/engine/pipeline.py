@@ -88,14 +88,17 @@ def _ct_problem(data, kind, views, device, noise, seed):
     if kind == "kspace":
         raise ValueError("k-space input cannot be reconstructed with CT; choose an MRI method")
     if kind == "sinogram":
+        from napari_unrollrecon.physics.ct import sparse_view_angles
+
         sino = np.real(data).astype(np.float32)
-        if views:
-            if views > sino.shape[0]:
-                raise ValueError(f"--views {views} is more than the {sino.shape[0]} views in the sinogram")
-            idx = np.round(np.arange(views) * sino.shape[0] / views).astype(int)
-            sino = sino[idx]
-        p = problems.ct_from_sinogram(sino, device=device)
-        return p, {"views": sino.shape[0], "input": "sinogram"}
+        full = sino.shape[0]
+        views = views or full
+        if views > full:
+            raise ValueError(f"--views {views} is more than the {full} views in the sinogram")
+        angles = sparse_view_angles(views, full_views=full)  # every k-th view of the full scan
+        idx = np.round(angles * full / 180.0).astype(int)
+        p = problems.ct_from_sinogram(sino[idx], device=device, angles=angles)
+        return p, {"views": views, "input": "sinogram", "full_views": full}
     views = views or 60
     p = problems.ct_from_image(np.real(data), views, device=device, noise=noise, seed=seed)
     return p, {"views": views}

@@ -45,6 +45,11 @@ class Param:
     stage: int | None = None  # first stage a change affects (None: all stages, i.e. stage 0)
     label: str = ""
     help: str = ""
+    by_modality: tuple = ()  # ((modality, default), ...) where a modality needs another default
+
+    def default_for(self, modality: str | None = None):
+        """The default for ``modality`` (e.g. CT wants a smaller relative weight than MRI)."""
+        return dict(self.by_modality).get(modality, self.default)
 
     def coerce(self, value):
         """Validate and convert ``value``; the error names the parameter and the allowed range."""
@@ -74,9 +79,9 @@ class Param:
 class LiveParams(dict):
     """The current parameter values of a run; ``apply`` merges changes sent into the generator."""
 
-    def __init__(self, specs: tuple[Param, ...], values: dict | None = None):
+    def __init__(self, specs: tuple[Param, ...], values: dict | None = None, modality: str | None = None):
         self.specs = {p.name: p for p in specs}
-        super().__init__({p.name: p.default for p in specs})
+        super().__init__({p.name: p.default_for(modality) for p in specs})
         for name, value in (values or {}).items():
             self[name] = self._spec(name).coerce(value)
 
@@ -226,8 +231,8 @@ class MethodSpec:
     description: str = ""
     reference: str = ""  # paper / credit
 
-    def defaults(self) -> dict:
-        return {p.name: p.default for p in self.params}
+    def defaults(self, modality: str | None = None) -> dict:
+        return {p.name: p.default_for(modality) for p in self.params}
 
     def start(self, problem: Problem, params: dict | None = None, cache: StageCache | None = None, start: int = 0):
         """Validate and start the generator."""
@@ -235,5 +240,5 @@ class MethodSpec:
             raise ValueError(
                 f"method {self.name!r} handles {', '.join(self.modalities)} data, not {problem.modality!r}"
             )
-        live = LiveParams(self.params, params)
+        live = LiveParams(self.params, params, problem.modality)
         return self.run(problem, live, cache=cache, start=start)

@@ -47,12 +47,12 @@ Kinds
     ``exp(-rho^2 / (2 * 0.35^2))`` (``rho`` the normalised radius).
 ``poisson``
     Variable-density Poisson-disc: no two points closer than ``r(rho) = s * (1 + rho)`` (the
-    radius doubles from centre to edge), plus the centre region. Above ~30% sampling the radius
-    near DC drops below a pixel, so the middle fills in completely (a larger calibration disc). Dart throwing on the grid in a
+    radius doubles from centre to edge), plus the centre region. Dart throwing on the grid in a
     random order (Bridson 2007 uses a background grid for the same test; here the grid *is* the
     k-space grid), the scale ``s`` tuned in a few passes from the packing density of random
     sequential adsorption; a few points are then dropped at random or added in the largest gaps
-    so the count is exact.
+    so the count is exact. Above ~30% sampling the radius near DC drops below a pixel, so the
+    middle fills in completely (a larger calibration disc).
 
 Loading
 -------
@@ -307,10 +307,14 @@ def _equispaced(hw, ratio, rng, cf, t):
     # absorbs that, so the count can be met exactly.
     sizes = [acs.size + e for e in (0, 1, -1, 2, -2, 3, -3)] if acs.size else [0]
     for size in sizes:
-        if best[0] == 0 or not 1 <= size <= n:
+        if best[0] == 0 or not min(acs.size, 1) <= size <= n:
             continue
-        best = min(best, _equispaced_lines(w, n, _centre_lines_n(w, size), phase, t), key=lambda b: b[0])
-    return _from_columns(hw, best[1])
+        trial = _equispaced_lines(w, n, _centre_lines_n(w, size), phase, t)
+        best = trial if trial[0] < best[0] else best
+    row = _from_columns((1, w), best[1])
+    if best[0]:  # rare (tiny widths): widen the ACS band or drop the outermost line
+        row = _fix_count_by_radius(row, n)
+    return np.broadcast_to(row, hw)
 
 
 def _centre_lines_n(w: int, n: int) -> np.ndarray:
@@ -413,12 +417,12 @@ def _poisson(hw, ratio, rng, cf, t):
     best = None
     for _ in range(6):  # points ~ 1/scale^2: a few multiplicative corrections converge
         pts = _dart_throw(hw, order, scale * shape_r)
-        if best is None or abs(pts.size - need) < abs(best.size - need):
-            best = pts
+        if best is None or abs(pts.size - need) < abs(best[0].size - need):
+            best = (pts, scale)
         if abs(pts.size - need) <= max(0.002 * h * w, 0.02 * need):
             break
         scale *= math.sqrt(pts.size / need)
-    pts = _exact_count(hw, best, need, order, scale * shape_r, rng)
+    pts = _exact_count(hw, best[0], need, order, best[1] * shape_r, taken, rng)
     return _from_flat(hw, np.concatenate([centre, pts]))
 
 
@@ -459,15 +463,18 @@ def _disc(radius: float) -> tuple[int, np.ndarray]:
     return r, (d[:, None] ** 2 + d[None, :] ** 2) < radius**2
 
 
-def _exact_count(hw, pts, need, order, radius, rng) -> np.ndarray:
-    """Trim random points or fill the largest gaps so that exactly ``need`` points remain."""
+def _exact_count(hw, pts, need, order, radius, fixed, rng) -> np.ndarray:
+    """Trim random points or fill the largest gaps so that exactly ``need`` points remain.
+
+    ``fixed`` (flat bool) marks the centre points, which count as neighbours for the gaps.
+    """
     if pts.size > need:
         return np.delete(pts, rng.choice(pts.size, pts.size - need, replace=False))
     if pts.size == need:
         return pts
     from scipy.ndimage import distance_transform_edt
 
-    sampled = np.zeros(hw[0] * hw[1], bool)
+    sampled = fixed.copy()
     sampled[pts] = True
     free = order[~sampled[order]]
     gap = distance_transform_edt(~sampled.reshape(hw)).ravel()[free] / radius[free]
@@ -650,7 +657,9 @@ def _values(arr: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
     if not np.all(np.isfinite(a)):
         raise MaskError(f"{path.name}: mask contains NaN or infinite values")
     if a.min() < 0:
-        raise MaskError(f"{path.name}: mask has negative values (min {a.min():g}); expected 0/1 or weights in [0, 1]")
+        raise MaskError(
+            f"{path.name}: mask has negative values (min {a.min():g}); expected 0/1 or weights in [0, 1]"
+        )
     if not a.any():
         raise MaskError(f"{path.name}: mask samples nothing (all zeros)")
     fractional = arr.dtype.kind == "f" and a.max() <= 1 and np.any((a > 0) & (a < 1))
