@@ -1,4 +1,4 @@
-"""Parallel-beam CT operator: agreement with skimage, exact adjoint, FBP scale, errors, devices."""
+"""Parallel-beam CT operator: agreement with skimage, exact adjoint, FBP scale, backends, errors."""
 
 import numpy as np
 import pytest
@@ -6,12 +6,17 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
+from napari_unrollrecon.physics import ct
 from napari_unrollrecon.physics.ct import (
     FBP_FILTERS,
     RadonOperator,
     default_n_detectors,
     sparse_view_angles,
 )
+
+BACKENDS = ["sparse", "grid"]
+# Views with and without +90° partners (the sparse backend pairs those), beyond 360° and below 0.
+THETA = np.array([0.0, 13.7, 45.0, 90.0, 101.3, 179.5, 233.0, 103.7, 135.0, 323.0, -37.0, 400.0])
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +40,17 @@ def psnr(x, ref):
 
 
 # --------------------------------------------------------------------------- forward vs skimage
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("size", [64, 33])
-def test_radon_matches_skimage(size):
+def test_radon_matches_skimage(size, backend):
     # The projector samples the same rays at the same points with the same bilinear weights as
     # skimage.transform.radon(circle=False), so only rounding may differ: 1e-10 in float64 and
-    # 1e-5 in float32 (relative, ~300 float32 terms summed per ray).
+    # 1e-5 in float32 (relative, ~300 float32 terms summed per ray; the sparse backend, whose
+    # positions are computed in float64, measures 1.5e-7).
     img = np.random.default_rng(0).random((size, size))
-    theta = np.array([0.0, 13.7, 45.0, 90.0, 101.3, 179.5, 233.0])
-    op = RadonOperator(size, angles=theta)
-    ref = radon(img, theta, circle=False).T  # skimage: (detectors, views)
+    op = RadonOperator(size, angles=THETA, backend=backend)
+    assert op.backend == backend
+    ref = radon(img, THETA, circle=False).T  # skimage: (detectors, views)
     assert op.n_detectors == ref.shape[1] == default_n_detectors(size)
     assert rel(op.A(torch.as_tensor(img)).numpy(), ref) < 1e-10
     assert rel(op.A(torch.as_tensor(img, dtype=torch.float32)).numpy(), ref) < 1e-5
@@ -80,33 +87,94 @@ def test_fbp_shepp_logan_psnr(phantom128):
 
 
 # --------------------------------------------------------------------------- adjoint and autograd
-def test_adjoint_inner_product():
-    op = RadonOperator(48, angles=np.linspace(3.0, 171.0, 17), n_detectors=75)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("size, angles", [(48, np.linspace(3.0, 171.0, 17)),
+                                          (47, np.arange(0.0, 180.0, 10.0))])
+def test_adjoint_inner_product(size, angles, backend):
+    # A short detector (75 < ceil(√2·48) bins) cuts rays; the second geometry is all +90° pairs.
+    op = RadonOperator(size, angles=angles, n_detectors=75, backend=backend)
     g = torch.Generator().manual_seed(0)
     for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-10)):
-        x = torch.randn(2, 48, 48, generator=g, dtype=torch.float64).to(dtype)
-        y = torch.randn(2, 17, 75, generator=g, dtype=torch.float64).to(dtype)
+        x = torch.randn(2, size, size, generator=g, dtype=torch.float64).to(dtype)
+        y = torch.randn(2, len(angles), 75, generator=g, dtype=torch.float64).to(dtype)
         lhs = float((op.A(x).double() * y.double()).sum())
         rhs = float((x.double() * op.AH(y).double()).sum())
         assert abs(lhs - rhs) / abs(lhs) < tol, dtype
 
 
-def test_gradients_are_exact():
-    op = RadonOperator(8, n_views=5, n_detectors=13)
-    x = torch.rand(8, 8, dtype=torch.float64, requires_grad=True)
-    y = torch.rand(5, 13, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(op.A, (x,))
-    assert torch.autograd.gradcheck(op.AH, (y,))
-    assert torch.autograd.gradgradcheck(op.A, (x,))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradients_are_exact(backend):
+    for views in (5, 4):  # 4 views: 0°/90° and 45°/135° are pairs in the sparse backend
+        op = RadonOperator(8, n_views=views, n_detectors=13, backend=backend)
+        x = torch.rand(8, 8, dtype=torch.float64, requires_grad=True)
+        y = torch.rand(views, 13, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(op.A, (x,))
+        assert torch.autograd.gradcheck(op.AH, (y,))
+        assert torch.autograd.gradgradcheck(op.A, (x,))
 
 
-def test_norm_matches_dense_svd():
-    op = RadonOperator(12, n_views=8)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_norm_matches_dense_svd(backend):
+    op = RadonOperator(12, n_views=8, backend=backend)
     basis = torch.eye(144, dtype=torch.float64).reshape(144, 12, 12)
     matrix = op.A(basis).reshape(144, -1).T.numpy()
     sigma = np.linalg.svd(matrix, compute_uv=False)[0]
     assert abs(op.norm() - sigma) / sigma < 1e-3
     assert op.norm() == op.norm()  # cached
+
+
+# --------------------------------------------------------------------------- sparse backend
+@pytest.mark.parametrize("size, n_det", [(40, None), (41, None), (40, 45), (9, 31)])
+def test_sparse_equals_grid(size, n_det):
+    # Same model, independently computed weights: float64 agreement to rounding, in both
+    # directions, with paired and unpaired views, odd and even sizes, short and long detectors.
+    kw = dict(angles=THETA, n_detectors=n_det)
+    sparse, grid = RadonOperator(size, **kw), RadonOperator(size, backend="grid", **kw)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, size, size, generator=g, dtype=torch.float64)
+    y = torch.randn(3, len(THETA), sparse.n_detectors, generator=g, dtype=torch.float64)
+    assert rel(sparse.A(x), grid.A(x)) < 1e-12
+    assert rel(sparse.AH(y), grid.AH(y)) < 1e-12
+
+
+def test_pair_views():
+    base, partner, single = ct._pair_views(THETA)
+    assert sorted(np.concatenate([base, partner, single]).tolist()) == list(range(len(THETA)))
+    gap = np.mod(THETA[partner] - THETA[base], 360.0)
+    np.testing.assert_allclose(gap, 90.0)
+    assert len(base) == 4  # 0/90, 13.7/103.7, 45/135, 233/323 (or its alias -37)
+    # 180 views at 1°: every view has a partner; 7 sparse views of 180: none has.
+    base, partner, single = ct._pair_views(np.arange(180.0))
+    assert len(base) == 90 and len(single) == 0
+    assert len(ct._pair_views(sparse_view_angles(7, 180))[0]) == 0
+
+
+def test_sparse_storage_and_cache():
+    op = RadonOperator(64, n_views=60)
+    mats = op._matrices(torch.float32)
+    # All 60 views pair up, so one matrix of 30 views serves both (A and Aᵀ share the entries).
+    assert mats.alone is None and mats.pair[0].shape == (30 * op.n_detectors, 65**2)
+    assert mats.pair[1].shape == (65**2, 30 * op.n_detectors)
+    assert mats.pair[0]._nnz() == mats.pair[1]._nnz() == mats.nnz
+    assert mats.pair[0].crow_indices().dtype == torch.int32  # MKL's fast path
+    # ~2.2 non-zeros per pixel and view; the memory estimate that picks the backend is an upper bound.
+    assert 2.0 < mats.nnz / (30 * 64**2) < ct._NNZ_PER_PIXEL_VIEW
+    assert mats.nbytes <= op.sparse_bytes_estimate()
+    # Shared by operators of the same geometry, per dtype.
+    assert RadonOperator(64, n_views=60)._matrices(torch.float32) is mats
+    assert op._matrices(torch.float64) is not mats
+    assert op._matrices(torch.float64).pair[0].values().dtype == torch.float64
+    assert op.to("cpu")._matrices(torch.float32) is mats
+
+
+def test_backend_choice(monkeypatch):
+    assert RadonOperator(16, n_views=4).backend == "sparse"
+    monkeypatch.setattr(ct, "SPARSE_MAX_BYTES", 1000)
+    op = RadonOperator(16, n_views=4)
+    assert op.backend == "grid" and op.to("cpu").backend == "grid"
+    assert RadonOperator(16, n_views=4, backend="sparse").backend == "sparse"
+    with pytest.raises(ValueError, match="backend"):
+        RadonOperator(16, n_views=4, backend="fast")
 
 
 # --------------------------------------------------------------------------- geometry
@@ -134,8 +202,9 @@ def test_default_angles_and_sizes():
         assert RadonOperator.image_size_for(default_n_detectors(n)) == n
 
 
-def test_batching_matches_single():
-    op = RadonOperator(24, n_views=9)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batching_matches_single(backend):
+    op = RadonOperator(24, n_views=9, backend=backend)
     g = torch.Generator().manual_seed(3)
     x = torch.rand(2, 3, 24, 24, generator=g)
     y = op.A(x)
@@ -161,14 +230,19 @@ def test_device_honoured():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu():
-    x = torch.rand(32, 32)
-    cpu = RadonOperator(32, n_views=10)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cuda_matches_cpu(backend):
+    x = torch.rand(2, 32, 32)
+    cpu = RadonOperator(32, n_views=10, backend=backend)
     gpu = cpu.to("cuda")
     y = gpu.A(x.cuda())
-    assert y.device.type == "cuda"
+    assert y.device.type == "cuda" and gpu.backend == backend
     torch.testing.assert_close(y.cpu(), cpu.A(x), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gpu.AH(y).cpu(), cpu.AH(y.cpu()), rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(gpu.fbp(y).cpu(), cpu.fbp(cpu.A(x)), rtol=1e-4, atol=1e-4)
+    xg = x.cuda().requires_grad_()
+    (gpu.A(xg) ** 2).sum().backward()
+    torch.testing.assert_close(xg.grad.cpu(), 2 * cpu.AH(cpu.A(x)), rtol=1e-4, atol=1e-2)
 
 
 def test_errors():

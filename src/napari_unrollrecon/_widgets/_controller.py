@@ -24,6 +24,8 @@ KINDS = ("image", "kspace", "sinogram")
 KIND_LABELS = {"image": "image", "kspace": "k-space", "sinogram": "sinogram"}
 MODALITIES = {"mri": "MRI", "dmri": "dynamic MRI", "ct": "CT"}
 MAX_RATE = 20.0  # display updates per second
+#: ``metadata["unrollrecon"]["kind"]`` of the dock's own output layers (never offered as input)
+OUTPUT_KINDS = ("reconstruction", "error", "mask-preview", "compare", "reference", "labels")
 
 
 class InputError(ValueError):
@@ -334,29 +336,97 @@ def coerce_params(spec, values: dict) -> dict:
     return out
 
 
+def bundled_weights(spec) -> list:
+    """Weights files shipped with the package for a learned method (empty for the others)."""
+    if not getattr(spec, "learned", False):
+        return []
+    try:
+        from napari_unrollrecon.methods.learned import bundled
+    except ImportError:  # pragma: no cover - the learned module is part of the package
+        return []
+    try:
+        return list(bundled(spec.name))
+    except OSError:
+        return []
+
+
+def path_hint(spec, param) -> str:
+    """Placeholder of a ``path`` control: what an empty value means for this method."""
+    files = bundled_weights(spec)
+    if files:
+        return f"empty: bundled {files[0].name}"
+    return f"no {param.label or param.name} loaded" + (" (required)" if spec.learned else "")
+
+
 def missing_weights(spec, values: dict) -> str | None:
-    """A learned method without a weights file: the message telling the user to load one."""
-    if not spec.learned:
+    """A learned method whose ``path`` parameter (its weights) is empty and that ships none:
+    the message telling the user to load a file. Declared by ``Param(kind="path")``."""
+    if not getattr(spec, "learned", False):
         return None
-    names = [p.name for p in spec.params if p.kind == "path" or p.name == "weights"]
-    if names and not values.get(names[0]):
-        return f"{spec.title} has no weights loaded: click 'Load weights…' and choose a .safetensors/.pt file"
+    for p in spec.params:
+        if p.kind == "path" and not values.get(p.name) and not bundled_weights(spec):
+            what = p.label or p.name
+            return (f"{spec.title} has no {what} loaded and none is bundled: click 'Load {what}…' "
+                    "and choose a .safetensors file (with its .json model card beside it)")
     return None
+
+
+class ParamEdits:
+    """Parameter values the user edited, per method.
+
+    A parameter with a modality-specific default (``Param.by_modality``) is remembered per
+    modality, so switching modality shows that modality's default or the user's earlier edit
+    for it; other edits (iterations, wavelet...) carry over between modalities.
+    """
+
+    def __init__(self):
+        self._edits: dict[tuple, object] = {}
+
+    @staticmethod
+    def _key(spec, name: str, modality: str | None) -> tuple:
+        p = next((p for p in spec.params if p.name == name), None)
+        return (spec.name, name, modality if p is not None and p.by_modality else None)
+
+    def record(self, spec, modality: str | None, name: str, value) -> None:
+        self._edits[self._key(spec, name, modality)] = value
+
+    def edited(self, spec, modality: str | None) -> dict:
+        out = {}
+        for p in spec.params:
+            key = self._key(spec, p.name, modality)
+            if key in self._edits:
+                out[p.name] = self._edits[key]
+        return out
+
+    def values(self, spec, modality: str | None) -> dict:
+        """The modality's defaults overlaid with the user's edits."""
+        return {**spec.defaults(modality), **self.edited(spec, modality)}
 
 
 # --------------------------------------------------------------------------- the stage stack
 class StageStack:
-    """Growing (n, *image_shape) buffer of displayed stages; ``view`` is what the layer shows."""
+    """Growing (n, *image_shape) buffer of displayed stages; ``view`` is what the layer shows.
+
+    Frame ``i`` of the layer (the napari slider index) holds stage ``stages[i]``: the display is
+    throttled, so frame and stage numbers differ; ``caption(i)`` states the mapping.
+    """
 
     def __init__(self, image_shape: tuple, capacity: int = 8):
-        self.buf = np.zeros((capacity, *image_shape), np.float32)
+        self.buf = np.zeros((max(int(capacity), 1), *image_shape), np.float32)
         self.stages: list[int] = []
         self.labels: list[str] = []
+        self.metrics: list[dict] = []
+        self.total = 0
 
     def __len__(self):
         return len(self.stages)
 
-    def append(self, image: np.ndarray, stage: int, label: str = "") -> None:
+    @property
+    def image_shape(self) -> tuple:
+        return tuple(self.buf.shape[1:])
+
+    def append(self, image: np.ndarray, stage: int, label: str = "", metrics: dict | None = None,
+               total: int | None = None) -> None:
         if tuple(image.shape) != self.buf.shape[1:]:
             raise ValueError(f"stage image shape {image.shape} differs from the stack's {self.buf.shape[1:]}")
         n = len(self.stages)
@@ -367,15 +437,107 @@ class StageStack:
         self.buf[n] = image
         self.stages.append(int(stage))
         self.labels.append(label)
+        self.metrics.append(dict(metrics or {}))
+        if total is not None:
+            self.total = int(total)
 
     def truncate_after(self, stage: int) -> None:
         """Drop frames of stages > ``stage`` (a resumed re-run recomputes them)."""
         keep = sum(1 for s in self.stages if s <= stage)
-        self.stages, self.labels = self.stages[:keep], self.labels[:keep]
+        del self.stages[keep:], self.labels[keep:], self.metrics[keep:]
 
     @property
     def view(self) -> np.ndarray:
         return self.buf[: max(len(self.stages), 1)]
+
+    def caption(self, index: int) -> str:
+        """``"stage k/N · PSNR … dB · SSIM …"`` for frame ``index`` (clipped to the frames held)."""
+        if not self.stages:
+            return "no stage yet"
+        i = min(max(int(index), 0), len(self.stages) - 1)
+        text = f"stage {self.stages[i]}/{self.total or self.stages[-1]}"
+        m = self.metrics[i]
+        if "psnr" in m:
+            text += f" · PSNR {m['psnr']:.2f} dB"
+        if "ssim" in m:
+            text += f" · SSIM {m['ssim']:.3f}"
+        return text
+
+
+class ErrorStack:
+    """|stage − reference| per frame of a :class:`StageStack`, computed only when looked at."""
+
+    def __init__(self, reference: np.ndarray):
+        self.reference = reference
+        self.buf = np.zeros((0, *reference.shape), np.float32)
+        self.done = 0
+
+    def sync(self, stack: StageStack) -> np.ndarray:
+        """Bring the error frames up to date with ``stack`` and return them."""
+        n = len(stack)
+        if self.buf.shape[0] < stack.buf.shape[0]:
+            grown = np.zeros(stack.buf.shape, np.float32)
+            grown[: self.done] = self.buf[: self.done]
+            self.buf = grown
+        self.done = min(self.done, n)  # a resumed run recomputes later frames
+        if n > self.done:
+            np.subtract(stack.buf[self.done:n], self.reference, out=self.buf[self.done:n])
+            np.abs(self.buf[self.done:n], out=self.buf[self.done:n])
+            self.done = n
+        return self.buf[: max(n, 1)]
+
+    def invalidate_after(self, n_frames: int) -> None:
+        self.done = min(self.done, n_frames)
+
+
+def image_shape_for(data: np.ndarray, settings: RunSettings) -> tuple:
+    """Shape of the reconstruction before the problem is built (so layers can be made early)."""
+    if settings.modality == "ct" and settings.kind == "sinogram":
+        from napari_unrollrecon.physics.ct import RadonOperator
+
+        n = RadonOperator.image_size_for(data.shape[-1])
+        return (n, n)
+    return tuple(data.shape)
+
+
+def panel_layout(n: int, panel_hw: tuple, canvas_hw: tuple = (800, 800), label_px: float = 44.0,
+                 margin: float = 0.02, reserve_px: float = 48.0) -> tuple[list[tuple[float, float]], float]:
+    """Side-by-side placement of ``n`` equal panels on a canvas: the grid (columns) that shows
+    them largest, each with a strip above it for its label (``label_px`` high on screen) and
+    ``reserve_px`` left free under the panels (for the canvas text overlay).
+
+    Returns ``(offsets, label_h)``: the (y, x) world offset of each panel's top-left corner
+    (panel i is at row i // cols, column i % cols) and the label strip height in world units.
+    The first panel sits at the origin and columns abut, so the user's layers underneath (also
+    at the origin) stay covered; the first row's labels are above it, at negative y.
+    """
+    h, w = float(panel_hw[0]), float(panel_hw[1])
+    ch, cw = (max(float(v), 1.0) * (1 - 2 * margin) for v in canvas_hw)
+    ch = max(ch - reserve_px, 0.2 * ch)
+    best = None
+    for cols in range(1, max(n, 1) + 1):
+        rows = -(-max(n, 1) // cols)
+        label_h = 0.0
+        for _ in range(3):  # the strip is label_px on screen: depends on the zoom it yields
+            zoom = min(cw / (cols * w), ch / (rows * (h + label_h)))
+            label_h = label_px / zoom
+        if best is None or zoom > best[0] * 1.0001:
+            best = (zoom, cols, label_h)
+    _, cols, label_h = best
+    offsets = [((i // cols) * (h + label_h), (i % cols) * w) for i in range(n)]
+    return offsets, label_h
+
+
+def wrap(text: str, width: int = 72) -> str:
+    """Break long overlay lines at ' · ' separators so they fit a narrow canvas."""
+    out = []
+    for line in text.splitlines():
+        while len(line) > width and " · " in line[:width]:
+            cut = line[:width].rindex(" · ")
+            out.append(line[:cut])
+            line = "  " + line[cut + 3:]
+        out.append(line)
+    return "\n".join(out)
 
 
 def display_limits(image: np.ndarray, reference: np.ndarray | None = None) -> tuple[float, float]:

@@ -1,9 +1,10 @@
 """The reconstruction dock: input, sampling, method, Run/Stop, live plot, compare.
 
-A thin Qt layer over :mod:`._controller`. The method runs in a napari ``GeneratorWorker``
-(:func:`._controller.drive`); layers are touched only in the slots connected to the worker's
-signals, which run in the main thread. Controls for a method are built from its ``Param``
-declarations (:class:`._params.ParamForm`), so a newly registered method needs no widget code.
+A thin Qt layer over :mod:`._controller` (Qt-free logic) and :mod:`._view` (napari layers).
+The method runs in a napari ``GeneratorWorker`` (:func:`._controller.drive`); layers are
+touched only in the slots connected to the worker's signals, which run in the main thread.
+Controls for a method are built from its ``Param`` declarations (:class:`._params.ParamForm`)
+with the defaults of the current modality, so a newly registered method needs no widget code.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -25,6 +27,7 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -34,6 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unrollrecon._widgets import _controller as C
+from napari_unrollrecon._widgets import _view as V
 from napari_unrollrecon._widgets._params import ParamForm
 from napari_unrollrecon._widgets._plot import LivePlot
 
@@ -42,7 +46,12 @@ _AUTO_REF = "(input image = ground truth)"
 _GENERATED = "(generated)"
 _KIND_CHOICES = ("auto", "image", "kspace", "sinogram")
 _MASK_KINDS_FALLBACK = ("cartesian", "equispaced", "radial", "random", "gaussian", "poisson")
-_OURS = ("reconstruction", "error", "mask-preview", "compare")  # our own output layers
+_PBAR_DELAY_MS = 700  # runs shorter than this get no progress bar (creating one stalls ~0.1 s)
+_FORM_MAX_HEIGHT = 260  # long parameter lists scroll instead of pushing Run off screen
+#: every character our canvas texts use: vispy renders a glyph the first time it is drawn
+#: (~10 ms each with software OpenGL), so they are drawn once, invisibly, when the dock opens
+_GLYPHS = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+           " .,:;!?'\"/\\()[]{}|%+-=<>_#&*~^@$·–—…−×²³µλσ‖≥≤✓°")
 
 
 def _mask_kinds():
@@ -60,6 +69,10 @@ def _notify(message: str, error: bool = True) -> None:
     (show_error if error else show_info)(message)
 
 
+def _short(name: str, n: int = 34) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
 class ReconWidget(QWidget):
     """Dock widget: reconstruct the selected layer with any registered method, stage by stage."""
 
@@ -69,24 +82,34 @@ class ReconWidget(QWidget):
         self.worker = None
         self.active: dict | None = None  # state of the running (or just finished) run
         self.record: C.RunRecord | None = None  # last finished run, for tweak re-runs
-        self.values_by_method: dict[str, dict] = {}
+        self.edits = C.ParamEdits()
+        self.views: dict[str, V.ResultView] = {}  # per method, reused across runs
+        self.shown: V.ResultView | None = None  # the run the canvas overlay describes
+        self.panels = V.Panels(self.viewer)
+        self.compare_layers: dict[str, object] = {}  # method (or "reference") -> layer, reused
+        self.ref_panel = None  # our copy of the reference for side-by-side panels
         self.pending_rerun = False
         self.run_count = 0
         self.pbar = None
         self._queue: deque = deque()
         self._busy = False
         self._flush_scheduled = False
-        self._pbar_time = 0.0
+        self._dirty = False
+        self._caption_text = ""
         self.mask_preview_name = "sampling mask (preview)"
 
         self._tweak_timer = QTimer(self, singleShot=True, interval=300)
         self._tweak_timer.timeout.connect(self.rerun_after_tweak)
         self._mask_timer = QTimer(self, singleShot=True, interval=120)
         self._mask_timer.timeout.connect(self.update_mask_preview)
+        self._pbar_timer = QTimer(self, interval=1000)
+        self._pbar_timer.timeout.connect(self._progress_tick)
 
         self._build_ui()
+        self._warm_glyphs()
         for ev in ("inserted", "removed", "moved"):
             getattr(self.viewer.layers.events, ev).connect(self._refresh_layers)
+        self.viewer.dims.events.current_step.connect(self._on_dims)
         self._refresh_layers()
 
     # ================================================================== UI
@@ -146,7 +169,12 @@ class ReconWidget(QWidget):
         self.method_info.setStyleSheet("color: #9aa;")
         v.addWidget(self.method_info)
         self.param_form = ParamForm()
-        v.addWidget(self.param_form)
+        self.param_scroll = QScrollArea()
+        self.param_scroll.setWidgetResizable(True)
+        self.param_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.param_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.param_scroll.setWidget(self.param_form)
+        v.addWidget(self.param_scroll)
         row = QHBoxLayout()
         self.run_button = QPushButton("Run")
         self.stop_button = QPushButton("Stop")
@@ -154,6 +182,9 @@ class ReconWidget(QWidget):
         row.addWidget(self.run_button)
         row.addWidget(self.stop_button)
         v.addLayout(row)
+        self.side_check = QCheckBox("side by side: reference | stages | |error|")
+        self.side_check.setToolTip("lay the run out next to the reference and its error map, each labelled")
+        v.addWidget(self.side_check)
         root.addWidget(box)
 
         self.status = QLabel("Pick a data layer (File > Open Sample > UnrollRecon), then press Run.")
@@ -187,32 +218,30 @@ class ReconWidget(QWidget):
         self.input_combo.currentIndexChanged.connect(self._input_changed)
         self.kind_combo.currentIndexChanged.connect(self._input_changed)
         self.modality_combo.currentIndexChanged.connect(self._modality_changed)
-        self.ref_combo.currentIndexChanged.connect(self._invalidate)
         for w in (self.mask_combo, self.mask_layer_combo):
             w.currentIndexChanged.connect(self._sampling_changed)
         for w in (self.ratio_spin, self.seed_spin, self.views_spin, self.noise_spin):
             w.valueChanged.connect(self._sampling_changed)
         self.preview_check.toggled.connect(self._sampling_changed)
-        self.device_combo.currentIndexChanged.connect(self._invalidate)
         self.method_combo.currentIndexChanged.connect(self._method_changed)
         self.param_form.changed.connect(self._param_changed)
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
         self.compare_button.clicked.connect(self.compare)
+        self.side_check.toggled.connect(self._side_by_side_changed)
+        self._modality = None
+        self._method_names = ()
         self._modality_changed()
 
     # ================================================================== layer lists
-    def _image_layers(self, ours: bool = False):
+    def _image_layers(self):
+        """The user's image layers (our outputs are never offered as input or reference)."""
         from napari.layers import Image
 
-        out = []
-        for layer in self.viewer.layers:
-            if not isinstance(layer, Image):
-                continue
-            kind = layer.metadata.get(C.META_KEY, {}).get("kind")
-            if ours or kind not in _OURS:
-                out.append(layer)
-        return out
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image) and not V.ours(layer)]
+
+    def _our_layers(self, *kinds):
+        return [layer for layer in self.viewer.layers if V.ours(layer, *kinds)]
 
     def _layer(self, name: str):
         return self.viewer.layers[name] if name in self.viewer.layers else None
@@ -226,10 +255,13 @@ class ReconWidget(QWidget):
         combo.blockSignals(False)
 
     def _refresh_layers(self, event=None) -> None:
+        value = getattr(event, "value", None)
+        if value is not None and V.ours(value):
+            return  # our own outputs never change the input choices
         layers = self._image_layers()
         names = [layer.name for layer in layers]
         current = self.input_combo.currentText()
-        new = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        new = value if getattr(event, "type", "") == "inserted" else None
         if new is not None and new.name in names and C.guess_kind(None, new.metadata) != "image":
             current = new.name  # measured data just opened (sample/reader): reconstruct that
         if current not in names:  # prefer measured data (k-space / sinogram) from our samples
@@ -254,19 +286,24 @@ class ReconWidget(QWidget):
                 self.ref_combo.setCurrentText(ref)
             elif kind == "image":
                 self.ref_combo.setCurrentText(_AUTO_REF)
-        self._modality_changed()
+        if self._current_modality() != self._modality or self._method_names != self._registered():
+            self._modality_changed()
+        else:
+            self._sampling_changed()
 
     def _kind(self, layer) -> str:
         choice = _KIND_CHOICES[self.kind_combo.currentIndex()]
         return C.guess_kind(layer.data, layer.metadata) if choice == "auto" else choice
 
-    def _modality(self) -> str:
+    def _current_modality(self) -> str:
         return self.modality_combo.currentData()
 
     def _modality_changed(self, *_) -> None:
+        """Offer the modality's methods and rebuild the form with that modality's defaults."""
         from napari_unrollrecon.engine import registry
 
-        modality = self._modality()
+        modality = self._modality = self._current_modality()
+        self._method_names = self._registered()
         ct = modality == "ct"
         for w in (self.mask_combo, self.mask_layer_combo, self.ratio_spin, self.seed_spin):
             self.sampling_form.setRowVisible(w, not ct)
@@ -299,13 +336,14 @@ class ReconWidget(QWidget):
         self._method_changed()
         self._sampling_changed()
 
-    def _sampling_changed(self, *_) -> None:
-        self._invalidate()
-        self._mask_timer.start()
+    @staticmethod
+    def _registered() -> tuple:
+        from napari_unrollrecon.engine import registry
 
-    def _invalidate(self, *_) -> None:
-        """Input or sampling may have changed: a tweak re-runs the last problem only if the key
-        still matches (see :meth:`_input_key`); nothing to do eagerly."""
+        return tuple(registry.names())
+
+    def _sampling_changed(self, *_) -> None:
+        self._mask_timer.start()
 
     def _input_key(self) -> tuple:
         """What a tweak re-run depends on besides the method's parameters."""
@@ -321,17 +359,34 @@ class ReconWidget(QWidget):
         name = self.method_combo.currentData()
         if not name:
             self.param_form.build(_EmptySpec())
+            self._fit_form()
             self.method_info.setText("no method handles this modality yet")
             return
         spec = registry.get(name)
-        self.param_form.build(spec, self.values_by_method.get(name))
+        hints = {p.name: C.path_hint(spec, p) for p in spec.params if p.kind == "path"}
+        self.param_form.build(spec, self.edits.values(spec, self._modality), hints)
+        self._fit_form()
+        self._describe_method(spec)
+
+    def _describe_method(self, spec) -> None:
         info = spec.description
         if spec.learned:
-            missing = C.missing_weights(spec, self.param_form.values())
-            info += "\n" + (missing or "weights loaded")
+            values = self.param_form.values()
+            missing = C.missing_weights(spec, values)
+            paths = [values.get(p.name) for p in spec.params if p.kind == "path"]
+            bundled = C.bundled_weights(spec)
+            info += "\n" + (missing or (f"weights: {paths[0]}" if paths and paths[0]
+                                        else f"weights: bundled {bundled[0].name}" if bundled else ""))
+        if any(p.by_modality for p in spec.params):
+            info += f"\ndefaults for {C.MODALITIES.get(self._modality, self._modality)}"
         if any(p.live for p in spec.params):
             info += "\n● = can be changed while it runs"
         self.method_info.setText(info.strip())
+
+    def _fit_form(self) -> None:
+        """Size the scroll area to the form, up to a cap (long forms scroll)."""
+        self.param_form.adjustSize()
+        self.param_scroll.setFixedHeight(min(self.param_form.sizeHint().height() + 4, _FORM_MAX_HEIGHT))
 
     def _spec(self):
         from napari_unrollrecon.engine import registry
@@ -345,7 +400,7 @@ class ReconWidget(QWidget):
     def settings(self) -> C.RunSettings:
         layer = self._layer(self.input_combo.currentText())
         return C.RunSettings(
-            modality=self._modality(),
+            modality=self._current_modality(),
             kind=self._kind(layer) if layer is not None else "image",
             mask_kind=self.mask_combo.currentText(),
             ratio=self.ratio_spin.value(),
@@ -356,7 +411,8 @@ class ReconWidget(QWidget):
         )
 
     def _gather(self):
-        """Checked input array, settings, mask and reference; raises InputError with the fix."""
+        """Checked input array, settings, mask, reference and the reconstruction's shape;
+        raises InputError with the fix."""
         layer = self._layer(self.input_combo.currentText())
         if layer is None:
             raise C.InputError("no data layer selected: open a file or a sample (File > Open Sample > UnrollRecon)")
@@ -369,20 +425,22 @@ class ReconWidget(QWidget):
                 mask = C.check_mask(mask_layer.data, data.shape)
             else:
                 mask = C.check_mask(C.make_mask(settings, data.shape), data.shape)
-        reference = self._reference(data, settings)
-        return layer, data, settings, mask, reference
+        shape = C.image_shape_for(data, settings)
+        reference = self._reference(data, settings, shape)
+        return layer, data, settings, mask, reference, shape
 
-    def _reference(self, data, settings):
+    def _reference(self, data, settings, shape):
         choice = self.ref_combo.currentText()
         if choice == _NONE:
             return None
         if choice == _AUTO_REF or choice not in self.viewer.layers:
             return C.auto_reference(data, settings.kind)
         ref_layer = self.viewer.layers[choice]
-        ref = C.layer_array(ref_layer.data, ref_layer.metadata)
-        if settings.kind == "sinogram":  # image size known only after the operator is built
-            return np.abs(ref).astype(np.float32)
-        return C.check_reference(ref, data.shape)
+        return C.check_reference(C.layer_array(ref_layer.data, ref_layer.metadata), shape)
+
+    def _reference_name(self) -> str:
+        choice = self.ref_combo.currentText()
+        return self.input_combo.currentText() if choice == _AUTO_REF else choice
 
     def _prepare_fn(self, data, settings, mask):
         generated = self.mask_layer_combo.currentText() == _GENERATED
@@ -411,12 +469,44 @@ class ReconWidget(QWidget):
             _notify(message)
 
     def _say(self, message: str) -> None:
-        self.status.setStyleSheet("")
+        if self.status.styleSheet():
+            self.status.setStyleSheet("")
         self.status.setText(message)
+
+    def _warm_glyphs(self) -> None:
+        """Draw every glyph our texts use once, transparent, while the dock opens: a glyph drawn
+        for the first time costs ~10 ms (Qt raster + signed-distance field + texture upload), which
+        would otherwise land in the first run's first frames (~0.4 s for a caption)."""
+        ov = self.viewer.canvas.overlays.text
+        if ov.visible:  # the user's own overlay: leave it alone
+            return
+        ov.text, ov.color, ov.visible = _GLYPHS, (0.0, 0.0, 0.0, 0.0), True
+        self._warming = True
+        QTimer.singleShot(1500, self._end_warm)
+
+    def _end_warm(self) -> None:
+        ov = self.viewer.canvas.overlays.text
+        if getattr(self, "_warming", False):
+            self._warming = False
+            if ov.text == _GLYPHS:
+                ov.visible, ov.text = False, ""
+
+    def _overlay(self, text: str, where: str = "top_left") -> None:
+        """What is reconstructed, with what and how well, written on the canvas itself."""
+        ov = self.viewer.canvas.overlays.text
+        text = C.wrap(text)
+        if getattr(self, "_warming", False):
+            self._warming = False
+            ov.visible = False  # restyle below
+        if not ov.visible or ov.position != where:  # the user may restyle it after
+            ov.position, ov.font_size, ov.color = where, 10, "white"
+        if ov.text != text:
+            ov.text = text
+        ov.visible = True
 
     # ================================================================== mask preview
     def update_mask_preview(self) -> None:
-        if self._modality() == "ct":
+        if self._current_modality() == "ct":
             self.realised_label.setText(f"{self.views_spin.value()} views over 180°")
             return
         layer = self._layer(self.input_combo.currentText())
@@ -441,7 +531,8 @@ class ReconWidget(QWidget):
             self.viewer.add_image(mask, name=self.mask_preview_name, colormap="cyan", blending="additive",
                                   opacity=0.5, contrast_limits=(0, 1), metadata={C.META_KEY: {"kind": "mask-preview"}})
         else:
-            preview.data = mask
+            if preview.data.shape != mask.shape or not np.array_equal(preview.data, mask):
+                preview.data = mask
             preview.visible = True
 
     # ================================================================== run / stop
@@ -453,36 +544,56 @@ class ReconWidget(QWidget):
         try:
             spec = self._spec()
             values = self._values(spec)
-            layer, data, settings, mask, reference = self._gather()
+            layer, data, settings, mask, reference, shape = self._gather()
         except (ValueError, ImportError, KeyError) as exc:
             self.report(str(exc).strip("'\""))
             return
         self.record = None
-        self._start(spec, self._prepare_fn(data, settings, mask), values, reference,
-                     source=layer.name, settings=settings, mask=mask)
+        self._start(spec, self._prepare_fn(data, settings, mask), values, reference, source=layer.name,
+                    settings=settings, mask=mask, shape=shape, ref_name=self._reference_name())
 
-    def _start(self, spec, prepare, values, reference, source, settings, mask=None,
-               cache=None, start=0, reuse=None) -> None:
+    def _start(self, spec, prepare, values, reference, source, settings, shape, ref_name="", mask=None,
+               cache=None, start=0) -> None:
+        """Start the worker first (it builds the problem and computes stage 1 meanwhile), then
+        prepare the layers (created on a method's first run only, reused after)."""
         from napari.qt.threading import create_worker
-        from napari.utils import progress
 
-        if reuse is None:
-            self.run_count += 1
-            name = f"{spec.name} #{self.run_count}"  # short: the layer list truncates long names
-        else:
-            name = reuse["name"]
-        self.active = dict(spec=spec, values=dict(values), sent={}, key=self._input_key(), reference=reference, source=source,
-                           settings=settings, mask=mask, name=name, start=start, t0=time.perf_counter(),
-                           first_frame=None, last=None, reuse=reuse, prepare=prepare)
-        self.plot.clear()
         self.worker = create_worker(C.drive, spec, prepare, values, reference, cache, start, _start_thread=False)
         self._connect(self.worker, spec.title)
-        self.pbar = progress(total=0, desc=f"{spec.title}")
-        self.run_button.setEnabled(False)
-        self.compare_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self._say(f"{spec.title}: starting on '{source}' ({settings.describe()})…")
+        t0 = time.perf_counter()
+        self.active = dict(spec=spec, values=dict(values), sent={}, key=self._input_key(), reference=reference,
+                           source=source, settings=settings, mask=mask, start=start, t0=t0, first_frame=None,
+                           last=None, prepare=prepare, shape=tuple(shape), ref_name=ref_name,
+                           limits_key=(source, ref_name, tuple(shape), settings.kind))
         self.worker.start()
+        self._running_ui(True)
+        self.plot.clear()
+        meta = {"method": spec.name, "title": spec.title, "params": dict(values), "source": source,
+                "mask": mask, "settings": vars(settings).copy()}
+        view = self.views.get(spec.name)
+        if view is None or not (view.usable_for(shape) or view.layer is None):
+            view = self.views[spec.name] = V.ResultView(self.viewer, spec.name)
+        keep = {id(layer) for layer in view.layers()}
+        for layer in self._our_layers():  # our earlier outputs would cover (and slow down) this run
+            if id(layer) not in keep and layer.visible:
+                layer.visible = False
+        self.panels.clear()
+        view.begin(shape, reference, meta, start=start)
+        self.active["view"] = self.shown = view
+        self._arrange_run()
+        if view.layer is not None:  # layer controls on the result, not on a helper layer
+            self.viewer.layers.selection.active = view.layer
+        self._caption()
+        self._say(f"{spec.title}: starting on '{source}' ({settings.describe()})…")
+
+    def _running_ui(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.compare_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        if running:
+            self._pbar_timer.start(_PBAR_DELAY_MS)
+        else:
+            self._pbar_timer.stop()
 
     def _connect(self, worker, what: str) -> None:
         """Worker signals go through one ordered queue: napari's progress bar and layer updates
@@ -501,26 +612,28 @@ class ReconWidget(QWidget):
         loop's caller while a fast method keeps yielding.
         """
         self._queue.append((slot, args))
-        self._schedule_flush()
-
-    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             QTimer.singleShot(0, self._flush)
 
     def _flush(self) -> None:
+        """Handle what is queued now; frames only fill the stack, and the display is refreshed
+        once at the end (one layer update and one repaint however many stages arrived)."""
         self._flush_scheduled = False
         if self._busy:  # fired inside a nested processEvents: the outer flush reschedules
             return
         self._busy = True
         try:
-            for _ in range(len(self._queue)):  # what is queued now; later signals: next flush
+            for _ in range(len(self._queue)):
                 fn, a = self._queue.popleft()
                 fn(*a)
+            if self._dirty:
+                self._refresh_display()
         finally:
             self._busy = False
-        if self._queue:
-            self._schedule_flush()
+        if self._queue and not self._flush_scheduled:
+            self._flush_scheduled = True
+            QTimer.singleShot(0, self._flush)
 
     def stop(self) -> None:
         """Ask the running method to stop; it does so at its next stage."""
@@ -540,42 +653,55 @@ class ReconWidget(QWidget):
         a["last"] = u
         if not frame.show:
             return
-        now = time.perf_counter()
-        if self.pbar is not None and (now - self._pbar_time > 0.5 or u.stage >= u.total):
-            self._pbar_time = now  # the bar repaints via processEvents: update it ≤ 2 times a second
-            if self.pbar.total != u.total:
-                self.pbar.total = u.total
-            self.pbar.update(u.stage - self.pbar.n)
         if a.get("compare"):
             self._say(f"comparing: {a['titles'][frame.method]} stage {u.stage}/{u.total}")
             return
+        view = a["view"]
+        if u.image.shape != view.stack.image_shape:  # e.g. an operator that crops: start afresh
+            view.begin(u.image.shape, a["reference"] if a["reference"] is not None
+                       and a["reference"].shape == u.image.shape else None, {})
+        view.stack.append(u.image, u.stage, u.label, u.metrics, u.total)
         if a["first_frame"] is None:
             a["first_frame"] = time.perf_counter() - a["t0"]
-            self._open_layers(u)
-        a["stack"].append(u.image, u.stage, u.label)
-        a["layer"].data = a["stack"].view
-        if a["reference"] is not None and a["err_stack"] is not None and u.image.shape == a["reference"].shape:
-            a["err_stack"].append(np.abs(u.image - a["reference"]), u.stage)
-            if a["err_layer"].visible:  # a hidden layer is refreshed when shown (saves a slice/stage)
-                a["err_layer"].data = a["err_stack"].view
-        axis = self.viewer.dims.ndim - a["layer"].ndim
-        self.viewer.dims.set_current_step(axis, len(a["stack"]) - 1)
         self.plot.set_total(u.total)
         for key in ("psnr", "ssim"):
             self.plot.add(key, u.stage, u.metrics.get(key))
         self.plot.add("residual", u.stage, u.residual)
-        self._say(self._progress_text(a["spec"], u))
-        self._overlay(f"{a['spec'].title} · stage {u.stage}/{u.total}"
-                      + (f" · PSNR {u.metrics['psnr']:.2f} dB" if u.metrics else "")
-                      + f"\ndata: '{a['source']}' ({a['settings'].describe()})")
+        a["shown"] = u
+        self._dirty = True
 
-    def _overlay(self, text: str) -> None:
-        """What is reconstructed, with what and how well, written on the canvas itself."""
-        ov = self.viewer.text_overlay
-        if not ov.visible:  # first use: a compact corner label (the user may restyle it after)
-            ov.position, ov.font_size, ov.color = "top_left", 10, "white"
-        ov.text = text
-        ov.visible = True
+    def _refresh_display(self) -> None:
+        """Put the newest stages on screen: layer data, slider, caption, status line."""
+        self._dirty = False
+        a = self.active
+        if a is None or a.get("compare") or a.get("shown") is None:
+            return
+        a["view"].refresh(a["limits_key"], a["reference"])
+        self._caption()
+        self._say(self._progress_text(a["spec"], a["shown"]))
+
+    def _caption(self) -> None:
+        """Overlay for the run on screen: the stage of the frame being viewed (not the slider
+        index: display is throttled, so frame i holds stage ``stack.stages[i]``)."""
+        a, view = self.active, self.shown
+        if a is None or a.get("compare") or view is None or view is not a.get("view"):
+            return
+        stack = view.stack
+        if stack is None or len(stack) == 0:
+            text = f"{a['spec'].title} · starting…"
+        else:
+            i = view.viewed_frame()
+            text = f"{a['spec'].title} · {stack.caption(i)} (slider {i}"
+            text += ")" if i == len(stack) - 1 else f"; newest: stage {stack.stages[-1]})"
+        text += f"\ndata: '{_short(a['source'])}' ({a['settings'].describe()})"
+        if a["reference"] is not None:
+            text += f" · vs '{_short(a['ref_name'], 28)}'"
+        self._overlay(text, "bottom_left" if self.panels.captions() else "top_left")
+
+    def _on_dims(self, event=None) -> None:
+        """The user scrubbed the stage slider: say which stage that frame is."""
+        if not self._busy and self.shown is not None:
+            self._caption()
 
     def _progress_text(self, spec, u) -> str:
         text = f"{spec.title}: {u.label or f'stage {u.stage}/{u.total}'}"
@@ -587,55 +713,43 @@ class ReconWidget(QWidget):
             text += f" · residual {u.residual:.2e}"
         return text + f" · {u.elapsed:.1f} s"
 
-    def _open_layers(self, u) -> None:
-        """Create (or reuse, for a tweak re-run) the stage-stack layer and the error map."""
+    def _progress_tick(self) -> None:
+        """napari progress bar, created only for runs still going after a moment and updated once
+        a second from its own timer tick (it calls processEvents, so never from a frame slot)."""
+        from napari.utils import progress
+
         a = self.active
-        meta = {"kind": "reconstruction", "method": a["spec"].name, "title": a["spec"].title,
-                "params": dict(a["values"]), "source": a["source"], "mask": a["mask"],
-                "settings": vars(a["settings"]).copy()}
-        reuse = a["reuse"]
-        layer = self._layer(reuse["name"]) if reuse else None
-        if layer is not None and reuse["stack"].buf.shape[1:] == u.image.shape:
-            a["stack"], a["layer"] = reuse["stack"], layer
-            a["stack"].truncate_after(a["start"] - 1)
-            layer.metadata[C.META_KEY].update(meta)
-        else:
-            a["stack"] = C.StageStack(u.image.shape)
-            a["layer"] = self.viewer.add_image(a["stack"].view, name=a["name"], metadata={C.META_KEY: meta},
-                                               contrast_limits=C.display_limits(u.image, a["reference"]))
-        a["err_stack"] = a["err_layer"] = None
-        ref = a["reference"]
-        if ref is not None and ref.shape == u.image.shape:
-            err_name = f"|error| {a['name']}"
-            err_layer = self._layer(err_name)
-            if err_layer is not None and reuse and reuse.get("err_stack") is not None:
-                a["err_stack"], a["err_layer"] = reuse["err_stack"], err_layer
-                a["err_stack"].truncate_after(a["start"] - 1)
-            else:
-                a["err_stack"] = C.StageStack(u.image.shape)
-                hi = 0.2 * float(ref.max() - ref.min() or 1.0)
-                a["err_layer"] = self.viewer.add_image(
-                    a["err_stack"].view, name=err_name, colormap="magma", contrast_limits=(0.0, hi),
-                    metadata={C.META_KEY: {"kind": "error", "source": a["name"]}}, visible=False)
-                stack, lay = a["err_stack"], a["err_layer"]
-                lay.events.visible.connect(lambda e: setattr(lay, "data", stack.view) if lay.visible else None)
-        a["layer"].metadata[C.META_KEY]["stages"] = a["stack"].stages
+        if self.worker is None or a is None:
+            self._pbar_timer.stop()
+            return
+        if self._pbar_timer.interval() != 1000:
+            self._pbar_timer.setInterval(1000)
+        u = a.get("last")
+        if self.pbar is None:
+            desc = "compare" if a.get("compare") else a["spec"].title
+            self.pbar = progress(total=u.total if u is not None and not a.get("compare") else 0, desc=desc)
+        elif u is not None and not a.get("compare") and u.stage > self.pbar.n:
+            if self.pbar.total != u.total:
+                self.pbar.total = u.total
+            self.pbar.update(u.stage - self.pbar.n)
 
     def _on_returned(self, outcome) -> None:
+        if self._dirty:
+            self._refresh_display()
         a = self.active
         if a is None or outcome is None:
             return
         if outcome.error:
             self.report(outcome.error + "  (your layers were not changed)")
             return
-        result = outcome.result
-        last = a["last"]
-        if a.get("layer") is not None:
-            info = a["layer"].metadata[C.META_KEY]
+        result, view = outcome.result, a["view"]
+        if view.layer is not None and view.layer in self.viewer.layers:
+            info = view.layer.metadata.setdefault(C.META_KEY, {})
             info.update(params=dict(result.params), metrics=dict(result.metrics), seconds=result.seconds,
-                        stages=list(a["stack"].stages))
+                        stages=list(view.stack.stages))
             info.update({k: v for k, v in outcome.prepared.meta.items() if k not in info.get("settings", {})})
             info["problem"] = dict(outcome.prepared.meta)
+            view.ensure_error_layer(visible=self.side_check.isChecked())
         text = f"✓ {a['spec'].title} on '{a['source']}': {result.stages} stages in {result.seconds:.2f} s"
         if result.metrics:
             text += f" · PSNR {result.metrics['psnr']:.2f} dB · SSIM {result.metrics.get('ssim', float('nan')):.3f}"
@@ -644,37 +758,93 @@ class ReconWidget(QWidget):
         if any(p.live or p.stage is not None for p in a["spec"].params):
             text += "\nChange a parameter to re-run" + (" from the affected stage." if a["spec"].resumable else ".")
         self.report(text, error=False)
+        last = a["last"]
         self.record = C.RunRecord(method=a["spec"].name, params=dict(result.params), prepared=outcome.prepared,
                                   reference=a["reference"], cache=outcome.cache,
-                                  stages_done=last.stage if last else result.stages, layer_name=a["name"],
+                                  stages_done=last.stage if last else result.stages, layer_name=view.name,
                                   settings_key=a["key"],
-                                  extra=dict(stack=a.get("stack"), err_stack=a.get("err_stack"),
-                                             source=a["source"], settings=a["settings"], mask=a["mask"]))
+                                  extra=dict(view=view, source=a["source"], settings=a["settings"], mask=a["mask"],
+                                             shape=a["shape"], ref_name=a["ref_name"]))
 
     def _on_aborted(self) -> None:
+        if self._dirty:
+            self._refresh_display()
         a = self.active or {}
         last = a.get("last")
         where = f" after stage {last.stage}/{last.total}" if last else ""
         self.report(f"stopped{where}; the layer keeps the stages computed so far", error=False)
 
     def _on_finished(self) -> None:
+        if self._dirty:
+            self._refresh_display()
         if self.pbar is not None:
             self.pbar.close()
             self.pbar = None
         self.worker = None
-        self.run_button.setEnabled(True)
-        self.compare_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        self._running_ui(False)
+        a = self.active or {}
+        view = a.get("view")
+        if view is not None and not a.get("compare") and view.stack is not None and len(view.stack) == 0 \
+                and view.layer is not None and view.layer in self.viewer.layers and view.frames_shown == 0 \
+                and not view.layer.metadata.get(C.META_KEY, {}).get("stages"):
+            self.viewer.layers.remove(view.layer)  # created for a run that produced nothing
+            self.views.pop(a["spec"].name, None)
+            self.shown = None
         if self.pending_rerun:
             self.pending_rerun = False
             self.rerun_after_tweak()
+
+    # ================================================================== side by side
+    def _side_by_side_changed(self, on: bool) -> None:
+        if on:
+            self._arrange_run()
+        else:
+            self.panels.clear()
+            if self.ref_panel is not None and self.ref_panel in self.viewer.layers:
+                self.ref_panel.visible = False
+            if self.shown is not None and self.shown.err_layer in self.viewer.layers:
+                self.shown.err_layer.visible = False
+            self.viewer.reset_view()
+        self._caption()
+
+    def _arrange_run(self) -> None:
+        """Side by side for the run: reference | stages | |error|, each labelled; otherwise a
+        single view (panels back at the origin)."""
+        a, view = self.active, self.shown
+        if not self.side_check.isChecked() or a is None or a.get("compare") or view is None:
+            self.panels.clear()
+            return
+        entries = []
+        ref = a["reference"]
+        if ref is not None:
+            entries.append((self._reference_panel(ref, a), f"reference\n{_short(a['ref_name'], 30)}"))
+        entries.append((view.layer, f"{a['spec'].title}\nstages on the 'stage' slider"))
+        if view.err is not None:
+            entries.append((view.ensure_error_layer(visible=True),
+                            f"|error| = |result − reference|\n0 – {int(100 * V.ERROR_CONTRAST)}% of range"))
+        self.panels.arrange(entries, a["shape"][-2:])
+        a["panel_slots"] = len(entries)
+
+    def _reference_panel(self, ref: np.ndarray, a: dict):
+        """Our copy of the reference, so panels never move the user's own layer."""
+        meta = {C.META_KEY: {"kind": "reference", "source": a["ref_name"]}}
+        lim = C.display_limits(ref, ref)
+        if self.ref_panel is None or self.ref_panel not in self.viewer.layers or self.ref_panel.ndim != ref.ndim:
+            self.ref_panel = self.viewer.add_image(ref, name="reference", contrast_limits=lim, metadata=meta)
+        else:
+            if self.ref_panel.data is not ref:
+                self.ref_panel.data = ref
+                self.ref_panel.contrast_limits = lim
+            self.ref_panel.metadata.update(meta)
+            self.ref_panel.visible = True
+        return self.ref_panel
 
     # ================================================================== live tweaks
     def _param_changed(self, name: str, value) -> None:
         spec = self.param_form.spec
         if spec is None or not getattr(spec, "name", None):
             return
-        self.values_by_method[spec.name] = self.param_form.values()
+        self.edits.record(spec, self._modality, name, value)
         try:
             values = C.coerce_params(spec, self.param_form.values())
         except ValueError as exc:
@@ -693,7 +863,7 @@ class ReconWidget(QWidget):
                 self.pending_rerun = True
             return
         if spec.learned:
-            self._method_changed()
+            self._describe_method(spec)
         rec = self.record
         if rec is not None and rec.method == spec.name and rec.settings_key == self._input_key():
             self._tweak_timer.start()  # debounced re-run
@@ -719,10 +889,11 @@ class ReconWidget(QWidget):
             return
         start = C.resume_stage(spec, changed, rec.stages_done, rec.cache is not None)
         x = rec.extra
-        reuse = dict(name=rec.layer_name, stack=x["stack"], err_stack=x["err_stack"])
+        self.views[spec.name] = x["view"]
         self._start(spec, rec.prepared, values, rec.reference, source=x["source"], settings=x["settings"],
-                    mask=x["mask"], cache=rec.cache if start > 0 else None, start=start, reuse=reuse)
-        self._say(f"re-running {spec.title} from stage {start} ({', '.join(sorted(changed))} changed)…")
+                    shape=x["shape"], ref_name=x["ref_name"], mask=x["mask"],
+                    cache=rec.cache if start > 0 else None, start=start)
+        self._say(f"re-running {spec.title} from stage {max(start, 1)} ({', '.join(sorted(changed))} changed)…")
 
     # ================================================================== compare
     def checked_methods(self) -> list[str]:
@@ -734,9 +905,9 @@ class ReconWidget(QWidget):
         return out
 
     def compare(self) -> None:
-        """Run every checked method on the same input; show them in a grid with a metrics table."""
+        """Run every checked method on the same input; show them side by side, each panel
+        labelled with its method and scores, next to the reference; a table in the dock."""
         from napari.qt.threading import create_worker
-        from napari.utils import progress
 
         from napari_unrollrecon.engine import registry
 
@@ -750,86 +921,119 @@ class ReconWidget(QWidget):
             jobs = []
             for name in names:
                 spec = registry.get(name)
-                values = {**spec.defaults(), **self.values_by_method.get(name, {})}
-                if name == self.param_form.spec.name:
-                    values = self.param_form.values()
-                values = C.coerce_params(spec, values)
+                values = C.coerce_params(spec, self.edits.values(spec, self._modality))
                 missing = C.missing_weights(spec, values)
                 if missing:
                     raise C.InputError(missing)
                 jobs.append((spec, values))
-            layer, data, settings, mask, reference = self._gather()
+            layer, data, settings, mask, reference, shape = self._gather()
         except (ValueError, ImportError, KeyError) as exc:
             self.report(str(exc).strip("'\""))
             return
         self.run_count += 1
         self.table.setRowCount(0)
-        self.active = dict(compare=True, titles={s.name: s.title for s, _ in jobs}, source=layer.name,
-                           settings=settings, mask=mask, reference=reference, last=None, layers=[],
-                           tag=self.run_count, values={s.name: v for s, v in jobs}, first_frame=None,
-                           spec=jobs[0][0])
+        ref_name = self._reference_name()
+        titles = {s.name: s.title for s, _ in jobs}
+        slots = ([("reference", f"reference\n{_short(ref_name, 30)}")] if reference is not None else []) + \
+                [(s.name, f"{s.title}\nrunning…") for s, _ in jobs]
+        self.active = dict(compare=True, titles=titles, source=layer.name, settings=settings, mask=mask,
+                           reference=reference, last=None, layers=[], tag=self.run_count, ref_name=ref_name,
+                           values={s.name: v for s, v in jobs}, first_frame=None, spec=jobs[0][0],
+                           shape=tuple(shape), slots=slots, done=0, t0=time.perf_counter())
         self.worker = create_worker(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference,
                                     _start_thread=False)
         self._connect(self.worker, "compare")
-        self.pbar = progress(total=0, desc="compare")
-        self.run_button.setEnabled(False)
-        self.compare_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self.tabs.setCurrentIndex(1)
-        self._say(f"comparing {len(jobs)} methods on '{layer.name}'…")
         self.worker.start()
+        self._running_ui(True)
+        self.tabs.setCurrentIndex(1)
+        self._hide_our_layers()
+        if self.viewer.canvas.grid.enabled:
+            self.viewer.canvas.grid.enabled = False  # our panels are laid out in world coordinates
+        self.shown = None
+        self._arrange_compare()
+        self._overlay(self._compare_overlay(), "bottom_left")
+        self._say(f"comparing {len(jobs)} methods on '{layer.name}'…")
+
+    def _arrange_compare(self, fit: bool = True) -> None:
+        a = self.active
+        entries = []
+        for key, caption in a["slots"]:
+            layer = self.compare_layers.get(key)
+            done = key == "reference" or key in a["layers"]
+            entries.append((layer if done and layer in self.viewer.layers else None, caption))
+        if a["reference"] is not None and entries:
+            entries[0] = (self._compare_layer("reference", a["reference"], a["reference"],
+                                              {"kind": "compare", "method": "reference", "source": a["ref_name"]},
+                                              "reference [compare]"), entries[0][1])
+        self.panels.arrange(entries, a["shape"][-2:], fit=fit)
+
+    def _compare_layer(self, key: str, image, reference, meta: dict, name: str):
+        """A compare panel layer: reused from the previous compare (one per method)."""
+        lim = C.display_limits(image, reference)
+        layer = self.compare_layers.get(key)
+        if layer is None or layer not in self.viewer.layers or layer.ndim != image.ndim:
+            layer = self.viewer.add_image(image, name=name, contrast_limits=lim, metadata={C.META_KEY: meta})
+            self.compare_layers[key] = layer
+        else:
+            layer.data = image
+            layer.contrast_limits = lim
+            layer.metadata[C.META_KEY] = meta
+        return layer
+
+    def _compare_overlay(self) -> str:
+        a = self.active
+        text = f"Compare on '{_short(a['source'])}' ({a['settings'].describe()})"
+        if a["reference"] is not None:
+            text += f"\nPSNR / SSIM against '{_short(a['ref_name'], 30)}'; time per method in the dock"
+        return text
 
     def _on_compare_outcome(self, outcome) -> None:
         a = self.active
         title = a["titles"].get(outcome.method, outcome.method)
+        slot = next((i for i, (k, _) in enumerate(a["slots"]) if k == outcome.method), None)
         row = self.table.rowCount()
         self.table.insertRow(row)
         if outcome.error:
             cells = [title, "failed", "", ""]
+            caption = f"{title}\nfailed (see the dock)"
             self.report(outcome.error)
         else:
             r = outcome.result
             m = r.metrics
             cells = [title, f"{m['psnr']:.2f}" if m else "–", f"{m.get('ssim', float('nan')):.4f}" if m else "–",
                      f"{r.seconds:.2f}"]
+            caption = f"{title}\n" + (f"{m['psnr']:.2f} dB · SSIM {m.get('ssim', float('nan')):.3f}" if m else "no reference") \
+                + f" · {r.seconds:.1f} s"
             meta = {"kind": "compare", "method": r.method, "title": title, "params": dict(r.params),
                     "metrics": dict(m), "seconds": r.seconds, "source": a["source"], "mask": a["mask"],
-                    "problem": dict(outcome.prepared.meta)}
-            if not a["layers"]:
-                self._hide_our_layers()
-            lim = C.display_limits(r.image, a["reference"])
-            layer = self.viewer.add_image(r.image, name=f"{title} [compare {a['tag']}]", contrast_limits=lim,
-                                          metadata={C.META_KEY: meta})
-            a["layers"].append(layer.name)
-            self.viewer.grid.enabled = True
+                    "problem": dict(outcome.prepared.meta), "compare": a["tag"]}
+            self._compare_layer(r.method, r.image, a["reference"], meta, f"{title} [compare]")
+            a["layers"].append(r.method)
+        if slot is not None:
+            a["slots"][slot] = (outcome.method, caption)
+        a["done"] += 1
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self.table.setItem(row, col, item)
-        self._overlay("compare: " + " | ".join(self._compare_labels())
-                      + f"\ndata: '{a['source']}' ({a['settings'].describe()})")
-        if len(a["layers"]) + sum(1 for i in range(self.table.rowCount()) if self.table.item(i, 1).text() == "failed") == len(a["titles"]):
-            self.report(f"✓ compared {len(a['titles'])} methods on '{a['source']}' (grid view; table below)", error=False)
+        self._arrange_compare(fit=False)
+        if a["done"] == len(a["titles"]):
+            self.report(f"✓ compared {len(a['titles'])} methods on '{a['source']}': labelled panels on the "
+                        "canvas, table below", error=False)
 
-    def _compare_labels(self) -> list[str]:
-        out = []
-        for r in range(self.table.rowCount()):
-            m, p = self.table.item(r, 0), self.table.item(r, 1)
-            if m is not None and p is not None:
-                out.append(f"{m.text()} {p.text()} dB")
-        return out
-
-    def _hide_our_layers(self) -> None:
-        """Grid view shows every visible layer: hide our earlier outputs (never the user's layers)."""
-        for layer in self._image_layers(ours=True):
-            kind = layer.metadata.get(C.META_KEY, {}).get("kind")
-            if kind in _OURS:
+    def _hide_our_layers(self, keep: tuple = ()) -> None:
+        """Hide our earlier outputs (never the user's layers) so the new ones are not covered."""
+        for layer in self._our_layers():
+            if layer.metadata[C.META_KEY].get("kind") not in keep and layer.visible:
                 layer.visible = False
+        if "labels" not in keep:
+            self.panels.clear()
 
     # ================================================================== teardown
     def closeEvent(self, event):  # noqa: N802 - Qt API
         if self.worker is not None:
             self.worker.quit()
+        self.viewer.dims.events.current_step.disconnect(self._on_dims)
         super().closeEvent(event)
 
 
@@ -841,5 +1045,5 @@ class _EmptySpec:
     params = ()
     learned = False
 
-    def defaults(self):
+    def defaults(self, modality=None):
         return {}

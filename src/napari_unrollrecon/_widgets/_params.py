@@ -1,8 +1,11 @@
 """Controls built from a method's :class:`~napari_unrollrecon.methods.base.Param` declarations.
 
 No per-method widget code: float -> spin box (adaptive steps, enough decimals for log-scale
-weights), int -> spin box, bool -> check box, choice -> combo box, path -> line edit + browse.
-Live parameters are marked with a dot so users know a change reaches a running method.
+weights), int -> spin box, bool -> check box, choice -> combo box, path -> line edit and a
+"Load <label>…" file picker (e.g. a learned method's ``weights``). Live parameters are marked
+with a dot so users know a change reaches a running method. The caller passes the values to
+show (the current modality's defaults overlaid with the user's edits, see
+``_controller.ParamEdits``).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from qtpy.QtWidgets import (
 LIVE_MARK = " ●"
 
 
-def _decimals(p) -> int:
-    """Three significant digits of the default (small log-scale weights need many decimals)."""
-    v = abs(p.default) if isinstance(p.default, (int, float)) and p.default else 1.0
+def _decimals(value) -> int:
+    """Three significant digits of the shown default (small log-scale weights need many decimals)."""
+    v = abs(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value else 1.0
     return max(3, min(8, 2 - int(math.floor(math.log10(v)))))
 
 
@@ -38,7 +41,6 @@ class ParamForm(QWidget):
     """A form for one method's params; emits ``changed(name, value)`` on every edit."""
 
     changed = Signal(str, object)
-    weights_requested = Signal(str)
 
     def __init__(self, spec=None, values: dict | None = None, parent=None):
         super().__init__(parent)
@@ -49,14 +51,17 @@ class ParamForm(QWidget):
         if spec is not None:
             self.build(spec, values)
 
-    def build(self, spec, values: dict | None = None) -> None:
+    def build(self, spec, values: dict | None = None, hints: dict | None = None) -> None:
+        """Controls for ``spec.params`` showing ``values`` (missing ones: the plain defaults);
+        ``hints`` are placeholder texts of ``path`` controls."""
         while self.layout_.rowCount():
             self.layout_.removeRow(0)
         self.controls.clear()
         self.spec = spec
-        values = {**spec.defaults(), **(values or {})}
+        values = {**{p.name: p.default for p in spec.params}, **(values or {})}
+        hints = hints or {}
         for p in spec.params:
-            w = self._control(p, values.get(p.name, p.default))
+            w = self._control(p, values.get(p.name, p.default), hints.get(p.name, ""))
             label = QLabel((p.label or p.name) + (LIVE_MARK if p.live else ""))
             tip = p.help + ("\n● can change while the method runs" if p.live else "")
             label.setToolTip(tip.strip())
@@ -64,7 +69,7 @@ class ParamForm(QWidget):
             self.layout_.addRow(label, w)
             self.controls[p.name] = (p, w)
 
-    def _control(self, p, value) -> QWidget:
+    def _control(self, p, value, hint: str = "") -> QWidget:
         emit = lambda *_: self.changed.emit(p.name, self.value(p.name))  # noqa: E731
         if p.kind == "bool":
             w = QCheckBox()
@@ -86,16 +91,16 @@ class ParamForm(QWidget):
             row = QHBoxLayout(w)
             row.setContentsMargins(0, 0, 0, 0)
             edit = QLineEdit(str(value or ""))
-            edit.setPlaceholderText("no weights loaded")
-            button = QPushButton("Load weights…")
-            button.clicked.connect(lambda: self._browse(p.name, edit))
+            edit.setPlaceholderText(hint or "no file")
+            button = QPushButton(f"Load {p.label or p.name}…")
+            button.clicked.connect(lambda: self._browse(p, edit))
             edit.editingFinished.connect(emit)
             row.addWidget(edit)
             row.addWidget(button)
             w.edit = edit
         else:
             w = QDoubleSpinBox()
-            w.setDecimals(_decimals(p))
+            w.setDecimals(_decimals(value))
             w.setRange(p.low if p.low is not None else -1e12, p.high if p.high is not None else 1e12)
             w.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
             w.setValue(float(value))
@@ -103,11 +108,13 @@ class ParamForm(QWidget):
             w.valueChanged.connect(emit)
         return w
 
-    def _browse(self, name: str, edit: QLineEdit) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load weights", "", "Weights (*.safetensors *.pt *.pth);;All files (*)")
+    def _browse(self, p, edit: QLineEdit) -> None:
+        what = p.label or p.name
+        filters = "Weights (*.safetensors *.pt *.pth);;All files (*)" if p.name == "weights" else "All files (*)"
+        path, _ = QFileDialog.getOpenFileName(self, f"Load {what}", "", filters)
         if path:
             edit.setText(path)
-            self.changed.emit(name, path)
+            self.changed.emit(p.name, path)
 
     def value(self, name: str):
         p, w = self.controls[name]

@@ -3,11 +3,23 @@
 Every number in the README and in model cards comes from here, so anyone can rerun it. One mask
 per (family, ratio) is used for all images (seeded), like the papers' fixed mask files; ``file:``
 mask specs load published masks (``{pct}`` is replaced by the ratio in percent).
+
+Peak memory (``peak_mem_mb``): the most memory the method needed beyond what the process held
+when it started a slice, maximised over the slices of one setting (metrics are computed outside
+the measured span). On CUDA it is
+``torch.cuda.max_memory_allocated`` minus the allocation at the start (tensors only, not the
+caching allocator's reserve). On the CPU it is the peak resident set size (Linux ``VmHWM``, reset
+through ``/proc/self/clear_refs`` before each setting) minus the resident size at the start, so it
+counts tensors, workspaces and allocator slack alike; where the peak cannot be reset, the growth
+of ``getrusage`` ``ru_maxrss`` is used, which shows only memory beyond the process's earlier peak.
+(``tracemalloc`` cannot be used: it does not see torch's allocations.)
 """
 
 from __future__ import annotations
 
 import csv
+import re
+import resource
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,7 +33,7 @@ from napari_unrollrecon.engine.pipeline import MaskSettings, build_problem
 from napari_unrollrecon.engine.stream import run
 
 FIELDS = ["method", "mask", "setting", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
-          "nmse_mean", "seconds_per_slice", "realised_ratio"]
+          "nmse_mean", "seconds_per_slice", "peak_mem_mb", "realised_ratio"]
 
 
 def parse_method_params(items: list[str]) -> dict[str, dict]:
@@ -89,10 +101,13 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
             if spec.learned and weights:
                 p["weights"] = weights
             stats = defaultdict(list)
+            peak = PeakMemory(device)
             for x, prob in zip(imgs, problems_):
+                peak.start()
                 t0 = time.perf_counter()  # time the method alone; metrics come after
                 res = run(spec, prob, p)
                 stats["seconds"].append(time.perf_counter() - t0)
+                peak.stop()
                 for k, v in evaluate(res.image, x, convention).items():
                     stats[k].append(v)
                 bar.update(1)
@@ -102,10 +117,66 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
                 "psnr_mean": np.mean(stats["psnr"]), "psnr_std": np.std(stats["psnr"]),
                 "ssim_mean": np.mean(stats["ssim"]), "ssim_std": np.std(stats["ssim"]),
                 "nmse_mean": np.mean(stats["nmse"]), "seconds_per_slice": np.mean(stats["seconds"]),
-                "realised_ratio": ratio,
+                "peak_mem_mb": peak.mb(), "realised_ratio": ratio,
             })
     bar.close()
     return rows
+
+
+class PeakMemory:
+    """Peak memory in MB above the level at each ``start()``, maximised over start/stop spans."""
+
+    def __init__(self, device):
+        self.device = device
+        self.cuda = getattr(device, "type", str(device)).startswith("cuda")
+        self.peak, self.base, self.resettable = 0.0, 0.0, False
+
+    def start(self) -> None:
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        self.resettable = _reset_peak_rss()
+        self.base = _rss_kb("VmRSS") if self.resettable else _maxrss_kb()
+
+    def stop(self) -> None:
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            used = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
+        else:
+            used = ((_rss_kb("VmHWM") if self.resettable else _maxrss_kb()) - self.base) / 1024
+        self.peak = max(self.peak, used)
+
+    def mb(self) -> float:
+        return self.peak
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _rss_kb("VmHWM") is not None
+    except OSError:
+        return False
+
+
+def _rss_kb(field: str):
+    try:
+        with open("/proc/self/status") as f:
+            m = re.search(rf"^{field}:\s+(\d+) kB", f.read(), flags=re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def _maxrss_kb() -> float:
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # kB on Linux
 
 
 def markdown(rows, command: str | None = None) -> str:
@@ -116,18 +187,20 @@ def markdown(rows, command: str | None = None) -> str:
     for mask in dict.fromkeys(r["mask"] for r in rows):
         sub = [r for r in rows if r["mask"] == mask]
         cols = list(dict.fromkeys(r["setting"] for r in sub))
-        out.append(f"**{mask}** ({sub[0]['n']} images) — PSNR dB (mean ± std) / SSIM; s/slice = mean seconds per slice")
+        out.append(f"**{mask}** ({sub[0]['n']} images) — PSNR dB (mean ± std) / SSIM; s/slice = mean seconds per "
+                   "slice; peak MB = most memory above the starting level (RSS on CPU, tensors on CUDA)")
         out.append("")
-        out.append("| method | " + " | ".join(cols) + " | s/slice |")
-        out.append("|---|" + "---|" * (len(cols) + 1))
+        out.append("| method | " + " | ".join(cols) + " | s/slice | peak MB |")
+        out.append("|---|" + "---|" * (len(cols) + 2))
         for method in dict.fromkeys(r["method"] for r in sub):
-            cells, secs = [], []
+            cells, secs, mems = [], [], []
             for c in cols:
                 r = next((r for r in sub if r["method"] == method and r["setting"] == c), None)
                 cells.append(f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} / {r['ssim_mean']:.4f}" if r else "")
                 if r:
                     secs.append(r["seconds_per_slice"])
-            out.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(secs):.3f} |")
+                    mems.append(r.get("peak_mem_mb", float("nan")))
+            out.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(secs):.3f} | {np.max(mems):.0f} |")
         out.append("")
     return "\n".join(out)
 

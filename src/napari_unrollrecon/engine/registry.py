@@ -15,6 +15,7 @@ _BUILTIN = {
     "fbp": "napari_unrollrecon.methods.fbp",
     "tv": "napari_unrollrecon.methods.tv",
     "l1-wavelet": "napari_unrollrecon.methods.l1_wavelet",
+    "cgpd-csnet": "napari_unrollrecon.methods.cgpd_csnet",
 }
 _REGISTRY: dict[str, MethodSpec] = {}
 

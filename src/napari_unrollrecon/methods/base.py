@@ -14,8 +14,13 @@ value sent back is ``None`` or a dict of parameter changes. Metrics against a re
 by the engine (``engine.stream``), so a method never sees the ground truth.
 
 ``cache``/``start`` let a finished run be replayed from stage ``start`` after a parameter change:
-a method that supports it stores what each stage needs in ``cache`` (a :class:`StageCache`) and,
-given ``start > 0``, resumes from the stored state instead of recomputing earlier stages.
+a method that supports it (``resumable=True``) stores the input of each stage ℓ in ``cache[ℓ]``
+(a :class:`StageCache`) and, given ``start = ℓ > 1``, takes ``cache[ℓ]`` as its state and
+recomputes stages ℓ..total only; stages are 1-based like ``Update.stage`` and ``Param.stage``, and
+``start`` 0 or 1 means from the beginning. Non-resumable methods ignore both.
+
+Parameter kinds: ``float``, ``int``, ``bool``, ``choice`` and ``path`` (a file, e.g. the
+``weights`` of a learned method, passed through unchanged; the dock shows a file picker).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class Param:
 
     name: str
     default: Any
-    kind: str = "float"  # "float" | "int" | "bool" | "choice"
+    kind: str = "float"  # "float" | "int" | "bool" | "choice" | "path"
     low: float | None = None
     high: float | None = None
     choices: tuple = ()
@@ -63,6 +68,8 @@ class Param:
             elif self.kind == "choice":
                 if value not in self.choices:
                     raise ValueError
+            elif self.kind == "path":
+                value = None if value in (None, "") else str(value)
         except (TypeError, ValueError):
             allowed = f"one of {list(self.choices)}" if self.kind == "choice" else f"a {self.kind}"
             raise ValueError(f"parameter {self.name!r} must be {allowed}, got {value!r}") from None

@@ -17,7 +17,23 @@ A learned method module defines, next to its ``SPEC`` (``MethodSpec(learned=True
 Weights are ``.safetensors`` files (tensors only - never pickle) with a model card beside them,
 ``<name>.json``: {"method", "config", "data", "steps", "wall_time_s", "metrics", "sha256", ...}.
 :func:`load_model` rebuilds the model from the card's config and loads the tensors, with a clear
-error naming any mismatch.
+error naming any mismatch: a missing card, a file that is not safetensors, a corrupt or truncated
+file, tensors that do not fit the card's architecture, or bytes that no longer match the card's
+sha256. A ``.pt``/``.pth`` file is accepted only with a card beside it and is read with
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
+
+Conventions for ``make_batch`` and ``loss`` (the training entry point relies on them):
+
+* ``loss`` and ``predict`` run the network through ``model(...)`` (its ``forward``): under
+  ``torch.distributed`` the model is wrapped in ``DistributedDataParallel``, which synchronises
+  gradients only for work done inside ``forward``. Use ``unwrap(model)`` to reach attributes.
+* ``make_batch`` draws everything random from the ``rng`` it is given (never the global RNG), so
+  a run is reproducible and resumable. MRI methods read the mask families and ratios from the
+  config keys ``masks`` (list of :data:`~napari_unrollrecon.physics.masks.MASK_KINDS`) and
+  ``ratios`` (fractions; a list shared by all families or a table per family) and draw them per
+  sample with :func:`sample_masks`.
+
+:func:`save_weights` writes the file and card together (the card gets the file's sha256).
 """
 
 from __future__ import annotations
@@ -25,10 +41,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
+
+from napari_unrollrecon.methods.base import Param
 
 #: Bundled weights shipped inside the package (kept small; see docs/training.md).
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -36,6 +56,11 @@ BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 class WeightsError(ValueError):
     """A weights file that cannot be used: missing, corrupt, truncated or for another model."""
+
+
+#: The parameter every learned method declares: a weights file ("" = the bundled default).
+WEIGHTS_PARAM = Param("weights", default="", kind="path", label="weights",
+                      help=".safetensors file with its .json model card beside it; empty = bundled default")
 
 
 @dataclass(frozen=True)
@@ -65,9 +90,12 @@ def read_card(weights: str | Path) -> dict:
         raise WeightsError(f"no model card {path.name} beside {Path(weights).name}; a weights file needs its card "
                            "(config, training data) to rebuild the network")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        card = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise WeightsError(f"model card {path} is not valid JSON: {e}") from None
+    if not isinstance(card, dict):
+        raise WeightsError(f"model card {path} must hold a JSON object, not {type(card).__name__}")
+    return card
 
 
 def bundled(method: str) -> list[Path]:
@@ -82,32 +110,98 @@ def bundled(method: str) -> list[Path]:
     return out
 
 
-def load_model(weights: str | Path, method: str, build_model: Callable[[dict], torch.nn.Module], device=None):
-    """Rebuild the network from the card's config and load the tensors; returns (model, card)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def load_model(weights: str | Path, method: str, build_model: Callable[[dict], torch.nn.Module], device=None,
+               verify: bool = True):
+    """Rebuild the network from the card's config and load the tensors; returns (model, card).
 
+    ``verify`` checks the file against the card's sha256 (when the card has one).
+    """
     weights = Path(weights)
     if not weights.exists():
         raise WeightsError(f"weights file {weights} does not exist")
-    if weights.suffix != ".safetensors":
-        raise WeightsError(f"{weights.name}: only .safetensors weights are accepted (no pickled .pt/.pth files)")
+    if weights.suffix not in (".safetensors", ".pt", ".pth"):
+        raise WeightsError(f"{weights.name}: weights must be a .safetensors file (or .pt/.pth with a card)")
     card = read_card(weights)
     if card.get("method") != method:
         raise WeightsError(f"{weights.name} holds weights for {card.get('method')!r}, not {method!r}")
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{weights.name} is corrupt or truncated ({e}); download or export it again") from None
+    state = load_state(weights)
+    if verify and card.get("sha256") and sha256(weights) != card["sha256"]:
+        raise WeightsError(f"{weights.name} does not match the sha256 in its card {card_path(weights).name}: "
+                           "the file was changed or damaged after the card was written; download or export it again")
     model = build_model(card.get("config", {}))
     missing, unexpected, wrong = _compare(model.state_dict(), state)
     if missing or unexpected or wrong:
-        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
+        parts = [f"{len(missing)} missing {missing[:3]}" if missing else "",
+                 f"{len(unexpected)} unexpected {unexpected[:3]}" if unexpected else "",
                  f"shape mismatch {wrong[:3]}" if wrong else ""]
-        raise WeightsError(f"{weights.name} does not fit the {method} architecture of its card: "
-                           + "; ".join(p for p in parts if p))
+        raise WeightsError(f"{weights.name} does not fit the {method} architecture of its card "
+                           f"(config {_short(card.get('config', {}))}): " + "; ".join(p for p in parts if p))
     model.load_state_dict(state)
     return model.to(device).eval(), card
+
+
+def load_state(weights: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, on the CPU; never unpickles arbitrary objects."""
+    weights = Path(weights)
+    if weights.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(weights), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise WeightsError(f"{weights.name} is corrupt or truncated ({e}); download or export it again") from None
+    try:
+        obj = torch.load(str(weights), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise WeightsError(f"{weights.name} could not be read as a tensors-only checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}); convert it with "
+                           "`python -m training convert` or export safetensors") from None
+    return _state_from(obj, weights.name)
+
+
+def _state_from(obj, name: str) -> dict[str, torch.Tensor]:
+    """The state dict inside a torch checkpoint: the dict itself or its 'state_dict'/'model' entry."""
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{name} does not hold a flat dict of tensors (a state_dict)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def save_weights(state: dict[str, torch.Tensor] | torch.nn.Module, path: str | Path, card: dict) -> Path:
+    """Write ``path`` (.safetensors) and its model card; the card gets ``sha256`` and ``file``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path.name}: weights are written as .safetensors")
+    if isinstance(state, torch.nn.Module):
+        state = unwrap(state).state_dict()
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"method": str(card.get("method", "")), "format": "napari-unrollrecon"})
+    card = dict(card, file=path.name, sha256=sha256(path), bytes=path.stat().st_size,
+                parameters=int(sum(t.numel() for t in tensors.values())))
+    card_path(path).write_text(json.dumps(card, indent=2, default=str) + "\n")
+    return path
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare network inside a DistributedDataParallel / torch.compile wrapper."""
+    while True:
+        inner = next((m for m in (getattr(model, "module", None), getattr(model, "_orig_mod", None))
+                      if isinstance(m, torch.nn.Module)), None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def _short(config: dict) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _compare(expected: dict, got: dict):
@@ -116,3 +210,61 @@ def _compare(expected: dict, got: dict):
     wrong = [f"{k}: {tuple(got[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
              if k in got and tuple(got[k].shape) != tuple(v.shape)]
     return missing, unexpected, wrong
+
+
+# --------------------------------------------------------------------------- masks per sample
+@dataclass
+class MaskDraw:
+    """Masks drawn for one batch: centred (B, H, W) float32, nominal ratios (B,), family names."""
+
+    mask: torch.Tensor
+    ratio: torch.Tensor
+    family: list
+
+
+def sample_masks(batch: int, shape: tuple[int, int], masks, ratios, rng: torch.Generator, device=None,
+                 pool: int = 64, center_fraction: float | None = None) -> MaskDraw:
+    """Draw a mask family, a ratio and one of ``pool`` seeded masks per sample (multi-ratio training).
+
+    A family is a generated kind (``cartesian``, ``radial``...) or ``file:PATTERN`` where
+    ``{pct}`` in the path is replaced by the ratio in percent (``file:/d/Cartesian/mask_{pct}.mat``,
+    published masks, centring detected). ``ratios`` is a list of fractions shared by all families
+    or a dict family -> list. Masks are cached per (family, shape, ratio, seed), so a pool of a few
+    dozen patterns per setting costs its generation time once (Poisson discs take ~0.1 s at 256²).
+    """
+    masks = [masks] if isinstance(masks, str) else list(masks)
+    if not masks:
+        raise ValueError("sample_masks needs at least one mask family (config key 'masks')")
+    table = ratios if isinstance(ratios, dict) else {m: ratios for m in masks}
+    missing = [m for m in masks if not table.get(m)]
+    if missing:
+        raise ValueError(f"no sampling ratios for mask families {missing}; set config 'ratios'")
+    out, rs, fams = [], [], []
+    for _ in range(batch):
+        fam = masks[int(torch.randint(len(masks), (1,), generator=rng))]
+        choices = table[fam]
+        ratio = float(choices[int(torch.randint(len(choices), (1,), generator=rng))])
+        seed = int(torch.randint(max(1, pool), (1,), generator=rng))
+        seed = 0 if fam.startswith("file:") else seed  # one fixed pattern per file
+        out.append(_cached_mask(fam, tuple(shape), ratio, seed, center_fraction))
+        rs.append(ratio)
+        fams.append(fam)
+    mask = torch.from_numpy(np.stack(out)).to(device)
+    return MaskDraw(mask=mask, ratio=torch.tensor(rs, dtype=torch.float32, device=device), family=fams)
+
+
+@lru_cache(maxsize=1024)
+def _cached_mask(kind, shape, ratio, seed, center_fraction):
+    from napari_unrollrecon.physics.masks import MaskError, load_mask, make_mask
+
+    if kind.startswith("file:"):
+        path = kind[5:].replace("{pct}", f"{round(ratio * 100, 6):g}")
+        m = load_mask(path)[0]
+        if m.shape != shape:
+            raise MaskError(f"mask file {path} is {m.shape} but the training images are {shape}; "
+                            "train on whole images (data.patch = 0) with mask files")
+        m.setflags(write=False)
+        return m
+    m = make_mask(kind, shape, ratio, seed=seed, center_fraction=center_fraction)
+    m.setflags(write=False)
+    return m

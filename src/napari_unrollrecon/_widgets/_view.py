@@ -1,0 +1,231 @@
+"""The napari side of the dock's results: reusable stage-stack layers and labelled panels.
+
+* :class:`ResultView` - the image layer one method streams its stages into (axis "stage"),
+  and its |error| layer. Both are created once and reused by later runs of that method:
+  adding a layer costs a few hundred ms with software OpenGL, updating one a few ms.
+* :class:`Panels` - lays layers out side by side (``layer.translate``) with a label strip
+  above each panel, written by one Points layer with text. Used by Compare and by the run's
+  side-by-side view (reference | stages | |error|).
+
+Only called from the Qt main thread. The Qt-free parts (stacks, layout, captions) live in
+:mod:`._controller`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_unrollrecon._widgets import _controller as C
+
+LABELS_NAME = "panel labels"
+ERROR_CONTRAST = 0.2  # |error| layers show 0 .. 20% of the reference range
+
+
+def _alive(viewer, layer) -> bool:
+    return layer is not None and layer in viewer.layers
+
+
+def ours(layer, *kinds) -> bool:
+    """Whether ``layer`` is one of the dock's outputs (of the given kinds, if any)."""
+    kind = layer.metadata.get(C.META_KEY, {}).get("kind") if hasattr(layer, "metadata") else None
+    return kind in (kinds or C.OUTPUT_KINDS)
+
+
+def stage_axis(viewer, layer) -> int:
+    """The viewer's dims axis that is the stage axis of ``layer`` (layers are right-aligned)."""
+    return viewer.dims.ndim - layer.ndim
+
+
+def spatial_labels(ndim: int) -> tuple[str, ...]:
+    """Axis names of a stage stack: ("stage", "y", "x") or ("stage", "frame", "y", "x")."""
+    return ("stage", *(("frame",) if ndim == 4 else ()), "y", "x")[:ndim]
+
+
+def set_translate(layer, yx: tuple[float, float]) -> None:
+    t = [0.0] * layer.ndim
+    t[-2], t[-1] = float(yx[0]), float(yx[1])
+    if not np.allclose(layer.translate, t):
+        layer.translate = t
+
+
+class ResultView:
+    """The layers of one method's runs: a stage stack and, with a reference, its |error| map."""
+
+    def __init__(self, viewer, name: str):
+        self.viewer, self.name = viewer, name
+        self.layer = None
+        self.err_layer = None
+        self.stack: C.StageStack | None = None
+        self.err: C.ErrorStack | None = None
+        self.frames_shown = 0  # frames the layer held at the last refresh
+        self.limits_key = None  # what the contrast limits were set for
+
+    # ------------------------------------------------------------------ lifetime
+    def usable_for(self, image_shape: tuple) -> bool:
+        """Reusable for a run producing ``image_shape`` images (same number of dimensions)."""
+        return _alive(self.viewer, self.layer) and self.layer.ndim == len(image_shape) + 1
+
+    def begin(self, image_shape: tuple, reference, meta: dict, start: int = 0) -> None:
+        """Prepare for a run: a fresh stack (or, resuming at ``start``, the earlier stages kept).
+
+        Creates the layer on the first run only; a reused layer keeps showing the previous
+        result until the first new stage arrives.
+        """
+        image_shape = tuple(image_shape)
+        resume = start > 1 and self.stack is not None and self.stack.image_shape == image_shape
+        if resume:
+            self.stack.truncate_after(start - 1)
+        else:
+            self.stack = C.StageStack(image_shape)
+        if reference is not None and tuple(reference.shape) == image_shape:
+            if not resume or self.err is None:
+                self.err = C.ErrorStack(reference)
+            self.err.invalidate_after(len(self.stack))
+        else:
+            self.err = None
+        self.frames_shown = len(self.stack)
+        if not _alive(self.viewer, self.layer):
+            self.layer = self.viewer.add_image(
+                np.zeros((1, *image_shape), np.float32), name=self.name, axis_labels=spatial_labels(len(image_shape) + 1),
+                metadata={C.META_KEY: dict(meta, kind="reconstruction")},
+                contrast_limits=C.display_limits(np.ones(1), reference))
+            self.limits_key = None
+        else:
+            self.layer.metadata.setdefault(C.META_KEY, {}).update(meta, kind="reconstruction")
+            self.layer.visible = True
+        if _alive(self.viewer, self.err_layer) and (self.err is None or not self.err_layer.visible):
+            self.err_layer.data = np.zeros((1, *self.err_layer.data.shape[1:]), np.float32)  # stale: out of dims
+
+    # ------------------------------------------------------------------ streaming
+    def refresh(self, limits_key, reference) -> bool:
+        """Show the stack's frames; the slider follows the newest frame unless the user scrubbed
+        back. Contrast limits are set once per input (``limits_key``). Returns whether the slider
+        is on the newest frame."""
+        viewer, layer, n = self.viewer, self.layer, len(self.stack)
+        if not _alive(viewer, layer) or n == 0:
+            return True
+        axis = stage_axis(viewer, layer)
+        follow = self.frames_shown == 0 or viewer.dims.current_step[axis] >= self.frames_shown - 1
+        layer.data = self.stack.view
+        if self.limits_key != limits_key:
+            layer.contrast_limits = C.display_limits(self.stack.buf[0], reference)
+            self.limits_key = limits_key
+        if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
+            self.err_layer.data = self.err.sync(self.stack)
+        if follow:
+            viewer.dims.set_current_step(stage_axis(viewer, layer), n - 1)
+        self.frames_shown = n
+        return follow
+
+    def viewed_frame(self) -> int:
+        """Index of the frame the slider shows for this layer."""
+        if not _alive(self.viewer, self.layer) or self.stack is None:
+            return 0
+        step = self.viewer.dims.current_step[stage_axis(self.viewer, self.layer)]
+        return min(int(step), max(len(self.stack) - 1, 0))
+
+    # ------------------------------------------------------------------ |error|
+    def ensure_error_layer(self, visible: bool = False):
+        """The |error| layer (created on demand; its frames are computed when it is shown)."""
+        if self.err is None or self.stack is None or not _alive(self.viewer, self.layer):
+            return None
+        if not _alive(self.viewer, self.err_layer):
+            ref = self.err.reference
+            hi = ERROR_CONTRAST * float(ref.max() - ref.min() or 1.0)
+            data = self.err.sync(self.stack) if visible else np.zeros((1, *self.stack.image_shape), np.float32)
+            self.err_layer = self.viewer.add_image(
+                data, name=f"|error| {self.layer.name}", colormap="magma", contrast_limits=(0.0, hi),
+                axis_labels=self.layer.axis_labels, visible=visible,
+                metadata={C.META_KEY: {"kind": "error", "source": self.layer.name}})
+            self.err_layer.events.visible.connect(self._error_shown)
+        elif visible and not self.err_layer.visible:
+            self.err_layer.visible = True  # _error_shown fills it
+        return self.err_layer
+
+    def _error_shown(self, event=None) -> None:
+        if self.err_layer is not None and self.err_layer.visible and self.err is not None and self.stack is not None:
+            self.err_layer.data = self.err.sync(self.stack)
+
+    def layers(self) -> list:
+        return [lay for lay in (self.layer, self.err_layer) if _alive(self.viewer, lay)]
+
+
+class Panels:
+    """Labelled side-by-side panels: layers translated into a grid, a text label above each."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.points = None
+        self.layers: list = []
+
+    def arrange(self, entries: list[tuple[object, str]], panel_hw: tuple, fit: bool = True,
+                reserve_px: float = 48.0) -> None:
+        """Place ``entries`` = [(layer or None, caption), ...] in slots; None leaves the slot empty
+        (e.g. a method still running). ``reserve_px`` keeps room under the panels for the canvas
+        overlay."""
+        viewer = self.viewer
+        canvas_hw = tuple(getattr(viewer.canvas, "size", (800, 800)))
+        offsets, label_h = C.panel_layout(len(entries), panel_hw, canvas_hw)
+        self.layers = []
+        for (layer, _), yx in zip(entries, offsets):
+            if layer is not None and _alive(viewer, layer):
+                set_translate(layer, yx)
+                layer.visible = True
+                self.layers.append(layer)
+        h, w = float(panel_hw[0]), float(panel_hw[1])
+        pos = [(y - label_h, x + 0.02 * w) for y, x in offsets]
+        bottom = max(y for y, _ in offsets) + h
+        right = max(x for _, x in offsets) + w
+        pos += [(bottom + reserve_px * label_h / 44.0, 0.0), (bottom, right)]  # extent: overlay room, right edge
+        self._labels(np.array(pos, float), [c for _, c in entries] + ["", ""])
+        if fit:
+            self.fit((-label_h, 0.0), (pos[-2][0], right))
+
+    def fit(self, top_left: tuple, bottom_right: tuple, margin: float = 0.02) -> None:
+        """Centre the camera on a world rectangle and zoom to fit it (``reset_view(layers=...)``
+        fails in napari 0.9 for a lower-dimensional subset of layers)."""
+        (y0, x0), (y1, x1) = top_left, bottom_right
+        ch, cw = (max(float(v), 1.0) for v in self.viewer.canvas.size)
+        camera = self.viewer.camera
+        center = list(camera.center)
+        center[-2:] = [(y0 + y1) / 2, (x0 + x1) / 2]
+        camera.center = tuple(center)
+        camera.zoom = (1 - 2 * margin) * min(ch / max(y1 - y0, 1e-6), cw / max(x1 - x0, 1e-6))
+
+    def _labels(self, pos: np.ndarray, texts: list[str]) -> None:
+        if not _alive(self.viewer, self.points):
+            active = self.viewer.layers.selection.active
+            self.points = self.viewer.add_points(
+                pos, name=LABELS_NAME, size=0, face_color="transparent", border_width=0,
+                features={"label": texts}, metadata={C.META_KEY: {"kind": "labels"}},
+                text={"string": "{label}", "anchor": "lower_left", "size": 11, "color": "white"})
+            if active is not None:  # keep the user's layer controls on the image, not the labels
+                self.viewer.layers.selection.active = active
+        else:
+            self.points.data = pos
+            self.points.features = {"label": texts}
+            self.points.refresh_text()
+            self.points.visible = True
+
+    def caption(self, slot: int, text: str) -> None:
+        """Change one panel's label (e.g. when its metrics arrive)."""
+        if _alive(self.viewer, self.points):
+            labels = list(self.points.features["label"])
+            if slot < len(labels) and labels[slot] != text:
+                labels[slot] = text
+                self.points.features = {"label": labels}
+                self.points.refresh_text()
+
+    def captions(self) -> list[str]:
+        if not _alive(self.viewer, self.points) or not self.points.visible:
+            return []
+        return [t for t in self.points.features["label"] if t]
+
+    def clear(self) -> None:
+        """Back to one view: panels at the origin, labels hidden."""
+        for layer in self.layers:
+            if _alive(self.viewer, layer):
+                set_translate(layer, (0.0, 0.0))
+        self.layers = []
+        if _alive(self.viewer, self.points):
+            self.points.visible = False

@@ -1,0 +1,492 @@
+"""CGPD-CSNet: multi-ratio unrolled CS-MRI with two-grid-cycle correction, geometric prior
+distillation and a condition module (Fan, Yang, Chen, Zhang, Dong, BSPC 84:104821, 2023).
+
+Stage ℓ = 1..n_s (unshared weights), paper equations → code::
+
+    (3)/(7) pre-relaxation   h_ℓ = x_{ℓ-1} − η_ℓ Aᴴ(A x_{ℓ-1} − y)          Stage.pre_relaxation
+    (4)     correction       e_ℓ = I^P_ℓ Fᴴ_2h S_ℓ I^R_ℓ (M ⊙ (y − F h_ℓ))   Stage.correction
+                             restriction I^R_ℓ: 2×2 stride-2 conv on (Re, Im) of the residual,
+                             solver S_ℓ: 3×3 conv → 4 residual blocks (p ch.) → 3×3 conv, skip,
+                             Fᴴ_2h: inverse FFT on the coarse grid,
+                             prolongation I^P_ℓ: 2×2 stride-2 transposed conv
+    (5)     concatenation    m_ℓ = [h_ℓ, e_ℓ, β_ℓ·1]
+    (6)/(9) prior distillation x_ℓ = h_ℓ + W_ℓ ∗ dense_k(m_ℓ)                 PriorDistillation
+    (10)    condition module [η, β] = CM(α): MLP 1 → p → p → 2·n_s, ReLU, ReLU, softplus
+    (11)    loss             mean |x_{n_s} − x*| + mean |x_{(n_s+1)/2} − x*|
+
+x⁰ = Aᴴy. Our FFT convention is used throughout (centred, orthonormal; physics/fft.py). The
+gradient step is convention-free (the authors' unnormalised fft with 1/N ifft gives the same
+FᴴMF), so η means the same as in the paper; only the k-space residual entering the correction
+module is scaled differently (by 1/√(HW), and the coarse orthonormal inverse FFT by a further
+constant), which the learned restriction/prolongation absorb. Measurements are divided by the
+peak of |Aᴴy| inside the network and the output multiplied back, so one set of weights serves any
+intensity scale. ``docs/methods/cgpd_csnet.md`` lists every deviation from the paper and code.
+
+Image domain: ``complex=False`` (the paper's: real images, the real part of Aᴴ(·) after every
+adjoint, 1-channel convolutions) or ``complex=True`` (2 channels Re/Im, for complex data such as
+SIAT). The brain benchmark is real magnitude data, so both presets are real.
+
+Use in code: ``TRAINING.build_model(CONFIGS["cpu"])`` builds a network; :func:`model_override`
+runs the streamed method with an in-memory model (tests, notebooks) instead of a weights file.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napari_unrollrecon.methods import learned
+from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+from napari_unrollrecon.physics.fft import fft2c, ifft2c
+from napari_unrollrecon.physics.masks import make_mask
+
+NAME = "cgpd-csnet"
+
+# --------------------------------------------------------------------------- configurations
+#: Mask families for multi-ratio training: generator kinds (physics.masks) and the paper's ratios.
+#: The paper's "2D random" masks are variable density between our uniform and Gaussian kinds,
+#: so that family draws either.
+MASK_FAMILIES = {
+    "cartesian": {"kinds": ("cartesian",), "ratios": (0.1, 0.2, 0.3, 0.4, 0.5)},
+    "radial": {"kinds": ("radial",), "ratios": (0.1, 0.2, 0.3, 0.4, 0.5)},
+    "random2d": {"kinds": ("random", "gaussian"), "ratios": (0.05, 0.1, 0.2, 0.3, 0.4)},
+}
+
+_TRAIN_DEFAULTS = {
+    "complex": False,
+    "masks": ["cartesian"],  # families drawn uniformly per sample
+    "center_fraction": [0.02, 0.08],  # ACS fraction drawn uniformly per sample (not for radial)
+    "checkpoint": False,  # recompute each stage in the backward pass (less memory, ~30 % slower)
+}
+
+CONFIGS = {
+    # Paper: p=32, k=8, n_s=13; Adam 1e-4, batch 1, 500 epochs of 800 images.
+    "paper": {"p": 32, "k": 8, "n_s": 13, **_TRAIN_DEFAULTS, "lr": 1e-4, "batch_size": 1},
+    # Reduced for ~1 h on 2 CPU cores (docs/methods/cgpd_csnet.md has the timings).
+    "cpu": {"p": 16, "k": 4, "n_s": 7, **_TRAIN_DEFAULTS, "lr": 5e-4, "batch_size": 1, "patch": 128},
+}
+
+#: Per-stage η/β multipliers are declared for this many stages (the paper's n_s).
+MAX_STAGE_PARAMS = 13
+
+
+def _arch(config: dict) -> dict:
+    """Architecture keys of a config with their defaults; rejects nonsense early."""
+    p, k, n_s = int(config.get("p", 32)), int(config.get("k", 8)), int(config.get("n_s", 13))
+    if min(p, k, n_s) < 1:
+        raise ValueError(f"CGPD-CSNet config needs p, k, n_s >= 1; got p={p}, k={k}, n_s={n_s}")
+    return {"p": p, "k": k, "n_s": n_s, "complex": bool(config.get("complex", False))}
+
+
+# --------------------------------------------------------------------------- layouts
+def to_complex(x: torch.Tensor) -> torch.Tensor:
+    """(B, c, H, W) real channels → (B, H, W) complex (c = 1: real image, c = 2: Re/Im)."""
+    if x.shape[1] == 1:
+        return torch.complex(x[:, 0], torch.zeros_like(x[:, 0]))
+    return torch.complex(x[:, 0], x[:, 1])
+
+
+def from_complex(z: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, H, W) complex → (B, c, H, W); c = 1 keeps the real part (projection on real images)."""
+    if channels == 1:
+        return z.real.unsqueeze(1)
+    return torch.stack((z.real, z.imag), dim=1)
+
+
+def _pad_even(t: torch.Tensor) -> torch.Tensor:
+    """Zero-pad H and W to even sizes so the stride-2 restriction sees every k-space sample."""
+    ph, pw = t.shape[-2] % 2, t.shape[-1] % 2
+    return F.pad(t, (0, pw, 0, ph)) if ph or pw else t
+
+
+# --------------------------------------------------------------------------- modules
+class ResBlock(nn.Module):
+    """conv3×3 → ReLU → conv3×3, plus the identity."""
+
+    def __init__(self, p: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(p, p, 3, padding=1)
+        self.conv2 = nn.Conv2d(p, p, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class Solver(nn.Module):
+    """Error-based solution operator S_ℓ on the coarse k-space residual (2 channels Re/Im)."""
+
+    def __init__(self, p: int, channels: int = 2, blocks: int = 4):
+        super().__init__()
+        self.head = nn.Conv2d(channels, p, 3, padding=1)
+        self.blocks = nn.Sequential(*[ResBlock(p) for _ in range(blocks)])
+        self.tail = nn.Conv2d(p, channels, 3, padding=1)
+
+    def forward(self, r):
+        return r + self.tail(self.blocks(self.head(r)))  # global skip
+
+
+class PriorDistillation(nn.Module):
+    """Geometric prior distillation P_ℓ (eq. 9): dense block of k conv3×3+ReLU layers of growth
+    p on m_ℓ, fused by a 1×1 conv W_ℓ, added to h_ℓ (the first ``out_channels`` of m_ℓ)."""
+
+    def __init__(self, in_channels: int, out_channels: int, p: int, k: int):
+        super().__init__()
+        self.out_channels = out_channels
+        self.layers = nn.ModuleList(nn.Conv2d(in_channels + i * p, p, 3, padding=1) for i in range(k))
+        self.fusion = nn.Conv2d(in_channels + k * p, out_channels, 1)
+
+    def forward(self, m):
+        features = m
+        for conv in self.layers:
+            features = torch.cat((features, F.relu(conv(features))), dim=1)
+        return m[:, : self.out_channels] + self.fusion(features)
+
+
+class ConditionModule(nn.Module):
+    """CM (eq. 10): sampling ratio α → (η_1..η_ns, β_1..β_ns), positive through softplus."""
+
+    def __init__(self, p: int, n_s: int):
+        super().__init__()
+        self.n_s = n_s
+        self.fc1, self.fc2, self.fc3 = nn.Linear(1, p), nn.Linear(p, p), nn.Linear(p, 2 * n_s)
+
+    def forward(self, ratio: torch.Tensor):
+        out = F.softplus(self.fc3(F.relu(self.fc2(F.relu(self.fc1(ratio.reshape(-1, 1)))))))
+        return out[:, : self.n_s], out[:, self.n_s:]
+
+
+class Stage(nn.Module):
+    """One unrolled stage: pre-relaxation D_ℓ, correction C_ℓ, prior distillation P_ℓ."""
+
+    def __init__(self, p: int, k: int, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.restriction = nn.Conv2d(2, 2, 2, stride=2)
+        self.solver = Solver(p)
+        self.prolongation = nn.ConvTranspose2d(channels, channels, 2, stride=2)
+        self.prior_distillation = PriorDistillation(2 * channels + 1, channels, p, k)
+
+    def pre_relaxation(self, x, y, mask, eta):
+        """h = x − η Aᴴ(Ax − y), A = M F (eq. 7)."""
+        grad = ifft2c(mask * (mask * fft2c(to_complex(x)) - y))
+        return x - eta.view(-1, 1, 1, 1) * from_complex(grad, self.channels)
+
+    def correction(self, h, y, mask):
+        """e = I^P Fᴴ S I^R r with r = M ⊙ (y − F h), on a grid twice as coarse (eq. 4)."""
+        r = mask * (y - fft2c(to_complex(h)))
+        r = _pad_even(torch.stack((r.real, r.imag), dim=1))  # clean (Re, Im) channel layout
+        coarse = self.solver(self.restriction(r))
+        e = self.prolongation(from_complex(ifft2c(torch.complex(coarse[:, 0], coarse[:, 1])), self.channels))
+        return e[..., : h.shape[-2], : h.shape[-1]]
+
+    def forward(self, x, y, mask, eta, beta):
+        """Returns (x_ℓ, e_ℓ)."""
+        h = self.pre_relaxation(x, y, mask, eta)
+        e = self.correction(h, y, mask)
+        noise_map = beta.view(-1, 1, 1, 1).expand(h.shape[0], 1, *h.shape[-2:]).to(h.dtype)
+        return self.prior_distillation(torch.cat((h, e, noise_map), dim=1)), e
+
+
+class CGPDCSNet(nn.Module):
+    """The network. Inputs: centred k-space ``y`` (B, H, W) complex, centred ``mask`` (H, W) or
+    (B, H, W), ``ratio`` (B,) fed to the condition module. Images are in data units outside."""
+
+    def __init__(self, p: int = 32, k: int = 8, n_s: int = 13, complex: bool = False):
+        super().__init__()
+        self.config = {"p": p, "k": k, "n_s": n_s, "complex": complex}
+        self.channels = 2 if complex else 1
+        self.n_stages = n_s
+        self.middle = (n_s - 1) // 2  # 0-based index of stage (n_s + 1)/2, the deep-supervision output
+        self.stages = nn.ModuleList(Stage(p, k, self.channels) for _ in range(n_s))
+        self.condition_module = ConditionModule(p, n_s)
+        self.checkpoint = False
+
+    # pieces used by forward and by the streamed run
+    def initial(self, y, mask):
+        """Normalised measurements, x⁰ = Aᴴy (normalised) and the per-sample scale (B,)."""
+        x0 = ifft2c(mask * y)
+        scale = x0.abs().amax(dim=(-2, -1)).clamp_min(1e-12)
+        y = y / scale.view(-1, 1, 1)
+        return y, from_complex(x0 / scale.view(-1, 1, 1), self.channels), scale
+
+    def coefficients(self, ratio, eta_scale=None, beta_scale=None):
+        """(η, β), each (B, n_s); optional multipliers broadcast against them."""
+        p = next(self.parameters())
+        ratio = torch.as_tensor(ratio, dtype=p.dtype, device=p.device).reshape(-1)
+        eta, beta = self.condition_module(ratio)
+        eta = eta * eta_scale if eta_scale is not None else eta
+        beta = beta * beta_scale if beta_scale is not None else beta
+        return eta, beta
+
+    def to_image(self, x, scale):
+        """(B, c, H, W) normalised → (B, H, W) in data units (real, or complex if complex=True)."""
+        img = to_complex(x) if self.channels == 2 else x[:, 0]
+        return img * scale.view(-1, 1, 1)
+
+    def forward(self, y, mask, ratio, eta_scale=None, beta_scale=None) -> list[torch.Tensor]:
+        """All stage outputs (n_s tensors (B, H, W) in data units)."""
+        y, x, scale = self.initial(y, mask)
+        eta, beta = self.coefficients(ratio, eta_scale, beta_scale)
+        outs = []
+        for l, stage in enumerate(self.stages):
+            if self.checkpoint and self.training:
+                x, _ = torch.utils.checkpoint.checkpoint(stage, x, y, mask, eta[:, l], beta[:, l], use_reentrant=False)
+            else:
+                x, _ = stage(x, y, mask, eta[:, l], beta[:, l])
+            outs.append(self.to_image(x, scale))
+        return outs
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(t.numel() for t in model.parameters())
+
+
+# --------------------------------------------------------------------------- training
+def build_model(config: dict) -> CGPDCSNet:
+    """The network for a config (only the architecture keys p, k, n_s, complex are read)."""
+    model = CGPDCSNet(**_arch(config))
+    model.checkpoint = bool(config.get("checkpoint", False))
+    return model
+
+
+def _draw(rng: torch.Generator, n: int) -> int:
+    return int(torch.randint(0, n, (1,), generator=rng, device=rng.device).item())
+
+
+def _uniform(rng: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand(1, generator=rng, device=rng.device).item())
+
+
+def draw_mask(shape, rng: torch.Generator, config: dict) -> np.ndarray:
+    """One centred mask: a family from ``config["masks"]``, one of its kinds and ratios, a seed."""
+    families = config.get("masks", ["cartesian"])
+    unknown = [f for f in families if f not in MASK_FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"unknown mask families {unknown or families} in the config; choose from {list(MASK_FAMILIES)}")
+    family = MASK_FAMILIES[families[_draw(rng, len(families))]]
+    kind = family["kinds"][_draw(rng, len(family["kinds"]))]
+    ratio = family["ratios"][_draw(rng, len(family["ratios"]))]
+    cf = config.get("center_fraction")
+    if kind == "radial" or cf is None:
+        cf = None  # radial spokes cover the centre already
+    elif isinstance(cf, (list, tuple)):
+        cf = _uniform(rng, float(cf[0]), float(cf[1]))
+    return make_mask(kind, tuple(shape), ratio, seed=_draw(rng, 2**31 - 1), center_fraction=cf)
+
+
+def make_batch(targets: torch.Tensor, rng: torch.Generator, config: dict) -> dict:
+    """Simulate y = M F x per sample (our convention) with a mask drawn per sample.
+
+    ``targets`` (B, H, W) real magnitude or complex. A real-image model (``complex=False``) takes
+    the magnitude of complex targets. The condition module gets each mask's realised ratio.
+    """
+    if targets.ndim != 3:
+        raise ValueError(f"CGPD-CSNet trains on batches of 2D images (B, H, W); got shape {tuple(targets.shape)}")
+    dev = targets.device
+    if _arch(config)["complex"]:
+        target = targets.to(torch.complex64)
+    else:
+        target = (targets.abs() if torch.is_complex(targets) else targets).to(torch.float32)
+    masks = torch.stack([torch.from_numpy(draw_mask(targets.shape[-2:], rng, config)) for _ in range(targets.shape[0])])
+    masks = masks.to(dev)
+    y = masks * fft2c(target.to(torch.complex64))
+    return {"target": target, "y": y, "mask": masks, "ratio": masks.mean(dim=(-2, -1))}
+
+
+def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    d = a - b
+    return (torch.view_as_real(d) if torch.is_complex(d) else d).abs().mean()
+
+
+def loss(model: CGPDCSNet, batch: dict):
+    """Eq. 11: mean L1 of the final and the middle stage output (complex: over Re and Im)."""
+    outs = model(batch["y"], batch["mask"], batch["ratio"])
+    final, middle = _l1(outs[-1], batch["target"]), _l1(outs[model.middle], batch["target"])
+    return final + middle, {"l1_final": final.item(), "l1_middle": middle.item()}
+
+
+def predict(model: CGPDCSNet, batch: dict) -> torch.Tensor:
+    """Final stage output (B, H, W), real or complex like the targets."""
+    return model(batch["y"], batch["mask"], batch["ratio"])[-1]
+
+
+TRAINING = learned.TrainingSpec(build_model=build_model, make_batch=make_batch, loss=loss,
+                                predict=predict, configs=CONFIGS)
+
+
+# --------------------------------------------------------------------------- weights
+_MODELS: dict = {}  # (path, mtime, size, device) -> model; a handful at most
+_OVERRIDES: list = []
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def model_override(model: nn.Module):
+    """Run the method with ``model`` (an in-memory :class:`CGPDCSNet`) instead of a weights file.
+
+    For tests and notebooks::
+
+        with model_override(build_model(CONFIGS["cpu"])):
+            result = engine.stream.run(SPEC, problem)
+
+    Module-wide (not per thread) so that a run in a worker thread sees it too.
+    """
+    if not isinstance(model, CGPDCSNet):
+        raise TypeError(f"model_override needs a CGPDCSNet, got {type(model).__name__}")
+    with _LOCK:
+        _OVERRIDES.append(model)
+    try:
+        yield model
+    finally:
+        with _LOCK:
+            _OVERRIDES.remove(model)
+
+
+def _no_weights_error() -> ValueError:
+    return ValueError(
+        "CGPD-CSNet has no weights: none were given (parameter 'weights') and none are bundled "
+        f"with the package ({learned.BUNDLED_DIR}). Load a .safetensors file with its model card "
+        "(dock: 'Load weights…'; CLI: --weights FILE) or train one with the training entry point "
+        f"for method '{NAME}' (docs/training.md)."
+    )
+
+
+def resolve_model(weights, device) -> tuple[CGPDCSNet, str]:
+    """The model to run and a short description of where it came from."""
+    if _OVERRIDES:
+        model = _OVERRIDES[-1]
+        return model.to(device).eval(), "in-memory model (model_override)"
+    if not weights:
+        found = learned.bundled(NAME)
+        if not found:
+            raise _no_weights_error()
+        weights = found[0]
+    path = Path(weights).expanduser().resolve()
+    stat = path.stat() if path.exists() else None
+    key = (str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(torch.device(device)))
+    with _LOCK:
+        model = _MODELS.get(key)
+    if model is None:
+        model, _card = learned.load_model(path, NAME, build_model, device=device)
+        with _LOCK:
+            if len(_MODELS) >= 4:
+                _MODELS.pop(next(iter(_MODELS)))
+            _MODELS[key] = model
+    return model, path.name
+
+
+# --------------------------------------------------------------------------- streamed run
+def _multipliers(params, n_s: int, device):
+    """Effective η and β multipliers per stage: global × per-stage override."""
+    eta = [params["eta_scale"] * params.get(f"eta_scale_{l + 1}", 1.0) for l in range(n_s)]
+    beta = [params["beta_scale"] * params.get(f"beta_scale_{l + 1}", 1.0) for l in range(n_s)]
+    return torch.tensor([eta], device=device), torch.tensor([beta], device=device)
+
+
+def _condition_ratio(problem, params) -> float:
+    if params["condition_ratio"] > 0:
+        return float(params["condition_ratio"])
+    ratio = problem.meta.get("ratio")
+    return float(ratio) if ratio else float(problem.operator.mask.mean())
+
+
+def _fingerprint(model, problem) -> tuple:
+    """Identifies the (model, data) pair a cache was filled for."""
+    y = problem.y
+    return (id(model), tuple(y.shape), float(y.abs().sum()), float(problem.operator.mask.sum()))
+
+
+def _resume_state(cache, key, start: int):
+    if cache is None or cache.get("key") != key or start not in cache.get("inputs", {}):
+        raise ValueError(
+            f"cannot resume CGPD-CSNet at stage {start + 1}: the cache holds no state for this model "
+            "and data at that stage; run again from the start (start=0)"
+        )
+    return cache["inputs"][start]
+
+
+def run(problem, params, cache=None, start=0):
+    model, source = resolve_model(params["weights"], problem.device)
+    n_s, dev = model.n_stages, problem.device
+    start = int(start)
+    if not 0 <= start <= n_s:
+        raise ValueError(f"start must be a stage index in 0..{n_s}, got {start}")
+    make = UpdateMaker(problem, params, total=n_s)
+    mask = problem.operator.mask.to(dev)
+    key = _fingerprint(model, problem)
+    with torch.no_grad():
+        y, x, scale = model.initial(problem.y.unsqueeze(0).to(torch.complex64), mask)
+        if start > 0:
+            x = _resume_state(cache, key, start)
+        elif cache is not None:
+            cache.clear()
+            cache.update(key=key, inputs={})
+        for l in range(start, n_s):
+            ratio = _condition_ratio(problem, params)
+            eta0, beta0 = model.coefficients([ratio])
+            eta_m, beta_m = _multipliers(params, n_s, dev)
+            eta, beta = eta0 * eta_m, beta0 * beta_m
+            if cache is not None:
+                cache["inputs"][l] = x
+            x, e = model.stages[l](x, y, mask, eta[:, l], beta[:, l])
+            image = model.to_image(x, scale)[0]
+            extras = {"correction": _correction_view(model, e, scale)} if params["show_correction"] else {}
+            info = {"eta": float(eta[0, l]), "beta": float(beta[0, l]), "eta_learned": float(eta0[0, l]),
+                    "beta_learned": float(beta0[0, l]), "condition_ratio": ratio}
+            changes = yield make(l + 1, image, label=f"CGPD-CSNet stage {l + 1}/{n_s}", extras=extras, info=info)
+            params.apply(changes)
+        if cache is not None:
+            cache["inputs"][n_s] = x
+        image = model.to_image(x, scale)[0]
+    return make.result(NAME, image, stages=n_s, meta={"weights": source, "config": dict(model.config)})
+
+
+def _correction_view(model, e, scale) -> np.ndarray:
+    """e_ℓ in data units: signed for real images, magnitude for complex ones."""
+    img = model.to_image(e, scale)[0]
+    img = img.abs() if torch.is_complex(img) else img
+    return img.detach().to(torch.float32).cpu().numpy()
+
+
+def _stage_params() -> tuple[Param, ...]:
+    out = []
+    for l in range(MAX_STAGE_PARAMS):
+        out.append(Param(f"eta_scale_{l + 1}", 1.0, low=0.0, high=10.0, live=True, stage=l,
+                         label=f"η × stage {l + 1}", help=f"multiplier on the learned step length of stage {l + 1}"))
+        out.append(Param(f"beta_scale_{l + 1}", 1.0, low=0.0, high=10.0, live=True, stage=l,
+                         label=f"β × stage {l + 1}", help=f"multiplier on the learned noise level of stage {l + 1}"))
+    return tuple(out)
+
+
+SPEC = MethodSpec(
+    name=NAME,
+    title="CGPD-CSNet (learned, multi-ratio)",
+    modalities=("mri",),
+    params=(
+        Param("weights", None, kind="path", label="weights",
+              help="CGPD-CSNet .safetensors weights with their model card; empty: the bundled weights"),
+        Param("condition_ratio", 0.0, low=0.0, high=1.0, live=True, label="ratio fed to CM (0 = realised)",
+              help="sampling ratio given to the condition module; 0 uses the data's realised ratio"),
+        Param("eta_scale", 1.0, low=0.0, high=10.0, live=True, label="η × (all stages)",
+              help="multiplier on every stage's learned step length"),
+        Param("beta_scale", 1.0, low=0.0, high=10.0, live=True, label="β × (all stages)",
+              help="multiplier on every stage's learned noise level"),
+        Param("show_correction", True, kind="bool", live=True, label="stream correction e_ℓ",
+              help="send each stage's two-grid correction term along with the image"),
+        *_stage_params(),
+    ),
+    run=run,
+    learned=True,
+    resumable=True,
+    description="Unrolled CS-MRI: gradient step, two-grid k-space correction, dense prior distillation; "
+                "step lengths and noise levels from the sampling ratio (one model for every ratio).",
+    reference="X. Fan, Y. Yang, K. Chen, J. Zhang, K. Dong, 'An interpretable MRI reconstruction network with "
+              "two-grid-cycle correction and geometric prior distillation', Biomed. Signal Process. Control 84 "
+              "(2023) 104821; github.com/fanxiaohong/CGPD-CSNet.",
+)

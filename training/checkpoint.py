@@ -1,0 +1,117 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON beside them (no pickle).
+
+``step_00001000.safetensors`` holds ``model/<name>`` (the network) and ``optim/<i>/<key>`` (the
+optimiser's per-parameter state, e.g. Adam moments and step counts); ``step_00001000.json`` holds
+the step, the optimiser's param_groups and scalar state, the run's method, model config, seed,
+world size and best validation score. Random draws are seeded from (seed, rank, step)
+(:func:`training.dist.step_seed`), so the step *is* the RNG state: a resumed run continues
+exactly where the interrupted one would have gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed; the message says why."""
+
+
+def save(folder: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> Path:
+    """Write step_<N>.safetensors and step_<N>.json atomically (tmp files, then rename)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars = {}
+    for pid, state in opt["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim/{pid}/{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    base = folder / f"step_{step:08d}"
+    doc = {"format": FORMAT, "step": step, "param_groups": opt["param_groups"], "optim_scalars": scalars, **meta}
+    tmp_t, tmp_j = base.with_suffix(".safetensors.tmp"), base.with_suffix(".json.tmp")
+    save_file(tensors, str(tmp_t))
+    tmp_j.write_text(json.dumps(doc, indent=1, default=_jsonable))
+    os.replace(tmp_t, base.with_suffix(".safetensors"))
+    os.replace(tmp_j, base.with_suffix(".json"))
+    return base.with_suffix(".safetensors")
+
+
+def _jsonable(o):
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    return str(o)
+
+
+def latest(folder: str | Path) -> Path | None:
+    """The newest complete checkpoint in ``folder`` (both files present), or None."""
+    done = [p for p in Path(folder).glob("step_*.safetensors") if p.with_suffix(".json").exists()]
+    return max(done, key=lambda p: p.stem) if done else None
+
+
+def prune(folder: str | Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints."""
+    done = sorted(Path(folder).glob("step_*.safetensors"), key=lambda p: p.stem)
+    for p in done[:-keep] if keep > 0 else []:
+        p.unlink(missing_ok=True)
+        p.with_suffix(".json").unlink(missing_ok=True)
+
+
+def read_meta(path: str | Path) -> dict:
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not path.exists() or not meta_path.exists():
+        raise CheckpointError(f"checkpoint {path} needs both {path.name} and {meta_path.name}")
+    try:
+        doc = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{meta_path} is not valid JSON ({e})") from None
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path} has checkpoint format {doc.get('format')}, this code reads {FORMAT}")
+    return doc
+
+
+def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Restore model (and optimiser) state in place; returns the JSON document."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    doc = read_meta(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e})") from None
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {Path(path).name} does not fit this model: {str(e).splitlines()[0]} "
+                              "(was the model config changed?)") from None
+    if optimizer is not None:
+        optimizer.load_state_dict(_optim_state(tensors, doc))
+    return doc
+
+
+def _optim_state(tensors: dict, doc: dict) -> dict:
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim/"):
+            _, pid, key = k.split("/", 2)
+            state.setdefault(int(pid), {})[key] = v
+    for pid, values in doc.get("optim_scalars", {}).items():
+        state.setdefault(int(pid), {}).update(values)
+    return {"state": state, "param_groups": doc["param_groups"]}
