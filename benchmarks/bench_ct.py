@@ -1,16 +1,20 @@
-"""Time the CT projector against scikit-image on this machine (a script, not a test).
+"""Time the CT projector's backends against scikit-image on this machine (a script, not a test).
 
     python benchmarks/bench_ct.py [--size 256] [--views 60] [--repeats 7] [--threads 2]
+                                  [--backends sparse grid] [--no-skimage]
 
-Rows: our forward + exact adjoint (``A`` then ``AH``) vs ``skimage.transform.radon`` +
-``iradon(filter_name=None)`` (unfiltered back-projection), and our forward + FBP vs radon +
-``iradon`` (ramp). Medians of ``--repeats`` runs after one warm-up (which also builds and caches
-the sampling grids); all measured in the same process. Prints a markdown table.
+For each backend of :class:`RadonOperator` (``sparse``: precomputed CSR matrices, ``grid``: the
+matrix-free ``grid_sample`` path): ``A``, exact adjoint ``AH``, ``A + AH`` and ``A + FBP``
+(ramp), plus the sparse build time and matrix memory; scikit-image's ``radon`` /
+``iradon(filter_name=None)`` / ``iradon`` as the baseline. All in one process, the candidates
+interleaved repeat by repeat so a busy shared machine slows them alike; medians of ``--repeats``
+runs after one warm-up (which builds the matrices / grids). Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -21,14 +25,17 @@ from skimage.transform import iradon, radon, resize
 from napari_unrollrecon.physics.ct import RadonOperator
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: grid caches, allocator, FFT plans
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median seconds of each callable, run round-robin after one warm-up each."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -38,39 +45,66 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--backends", nargs="+", default=["sparse", "grid"], choices=["sparse", "grid"])
+    ap.add_argument("--no-skimage", action="store_true", help="skip the scikit-image baseline")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     image = resize(shepp_logan_phantom(), (args.size, args.size), anti_aliasing=True)
-    op = RadonOperator(args.size, n_views=args.views, device=args.device)
-    x = torch.as_tensor(image, dtype=torch.float32, device=op.device)
-    theta = op.angles
-    sync = torch.cuda.synchronize if op.device.type == "cuda" else (lambda: None)
+    ops = {b: RadonOperator(args.size, n_views=args.views, device=args.device, backend=b)
+           for b in args.backends}
+    device = next(iter(ops.values())).device
+    x = torch.as_tensor(image, dtype=torch.float32, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def ours_adjoint():
-        op.AH(op.A(x))
+    build = {}
+    if "sparse" in ops:
+        t0 = time.perf_counter()
+        mats = ops["sparse"]._matrices(torch.float32)
         sync()
+        build = {"seconds": time.perf_counter() - t0, "mb": mats.nbytes / 2**20, "nnz": mats.nnz}
 
-    def ours_fbp():
-        op.fbp(op.A(x))
-        sync()
+    def timed(fn):
+        def run():
+            fn()
+            sync()
+        return run
 
-    rows = [
-        ("A + AH (exact adjoint)", median_seconds(ours_adjoint, args.repeats),
-         "radon + iradon(filter=None)",
-         median_seconds(lambda: iradon(radon(image, theta, circle=False), theta, filter_name=None,
-                                       circle=False), args.repeats)),
-        ("A + FBP (ramp)", median_seconds(ours_fbp, args.repeats),
-         "radon + iradon(ramp)",
-         median_seconds(lambda: iradon(radon(image, theta, circle=False), theta, circle=False),
-                        args.repeats)),
-    ]
-    print(f"\n{args.size}² image, {args.views} views, {op.n_detectors} detectors, device {op.device}, "
-          f"torch threads {args.threads}, median of {args.repeats}\n")
-    print("| ours | ms | skimage | ms | speed-up |")
-    print("|---|---:|---|---:|---:|")
-    for name, ours, ref_name, ref in rows:
-        print(f"| {name} | {ours * 1e3:.1f} | {ref_name} | {ref * 1e3:.1f} | {ref / ours:.2f}× |")
+    fns = {}
+    for b, op in ops.items():
+        y = op.A(x)
+        fns[(b, "A")] = timed(lambda op=op: op.A(x))
+        fns[(b, "AH")] = timed(lambda op=op, y=y: op.AH(y))
+        fns[(b, "A + AH")] = timed(lambda op=op: op.AH(op.A(x)))
+        fns[(b, "A + FBP")] = timed(lambda op=op: op.fbp(op.A(x)))
+    if not args.no_skimage:
+        theta = next(iter(ops.values())).angles
+        sino = radon(image, theta, circle=False)
+        fns[("skimage", "A")] = lambda: radon(image, theta, circle=False)
+        fns[("skimage", "AH")] = lambda: iradon(sino, theta, filter_name=None, circle=False)
+        fns[("skimage", "A + AH")] = lambda: iradon(radon(image, theta, circle=False), theta,
+                                                    filter_name=None, circle=False)
+        fns[("skimage", "A + FBP")] = lambda: iradon(radon(image, theta, circle=False), theta,
+                                                     circle=False)
+    med = interleaved_medians(fns, args.repeats)
+
+    op = next(iter(ops.values()))
+    print(f"\n{args.size}² image, {args.views} views, {op.n_detectors} detectors, device {device}, "
+          f"torch threads {args.threads}, median of {args.repeats} (interleaved)\n")
+    columns = list(dict.fromkeys(name for name, _ in fns))
+    print("| operation | " + " | ".join(f"{c} ms" for c in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for what in ("A", "AH", "A + AH", "A + FBP"):
+        cells = [f"{med[(c, what)] * 1e3:.1f}" if (c, what) in med else "" for c in columns]
+        print(f"| {what} | " + " | ".join(cells) + " |")
+    if "sparse" in ops and "grid" in ops:
+        speedup = med[("grid", "A + AH")] / med[("sparse", "A + AH")]
+        print(f"\nsparse vs grid, A + AH: {speedup:.1f}× faster")
+    if build:
+        print(f"sparse build {build['seconds']:.2f} s, matrices {build['mb']:.0f} MB "
+              f"({build['nnz'] / 1e6:.1f} M non-zeros per direction)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # kB on Linux
+    print(f"peak resident memory of this process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":

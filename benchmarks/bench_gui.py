@@ -1,21 +1,33 @@
 """GUI responsiveness: time from Run to the first stage on screen, and the longest event-loop
 stall during a run, in a real napari viewer (run under Xvfb or on a desktop).
 
-    xvfb-run -a .venv/bin/python benchmarks/bench_gui.py [--size 256] [--methods tv gdunet]
+    xvfb-run -a .venv/bin/python benchmarks/bench_gui.py [--size 256] [--methods tv zero-filled]
 
-A 5 ms QTimer records when the event loop turns; the longest gap between ticks during the run is
-the worst stall a user would feel. "First stage" is when the dock has put stage 1 into its layer
-and the canvas has been repainted. Targets (issue 3): first stage <= 0.5 s, stall <= 50 ms.
-Learned methods are measured when registered and their weights are available; otherwise listed
-as skipped.
+A 5 ms QTimer records when the event loop turns; the longest gap between ticks from Run until
+0.3 s after the run ended is the worst stall a user would feel, and the main thread's CPU time
+during that gap tells work from waiting (a loaded machine deschedules the process; the worker
+thread holds the GIL at times). "First stage" is when stage 1 has reached a reconstruction layer
+and the canvas has been repainted; "worker stage 1" when the worker thread had it. "Cold" is a
+method's first run in the session (its layers are created, its module imported); "warm" the
+median of the following runs (layers reused). The dock's own share is measured by timing its
+slots; "idle repaint" is one canvas repaint with nothing changed (napari + OpenGL alone).
+Targets (issue 3): first stage <= 0.5 s, stall <= 50 ms. Learned methods are measured when
+registered and their weights are available; otherwise listed as skipped.
+
+``--dock module:Class`` measures another dock implementation in the same session (e.g. an
+older version on PYTHONPATH), so variants are compared under the same machine load.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import time
 
 import numpy as np
+
+TAIL = 0.3  # seconds after the run still counted (work the dock does when a run ends)
 
 
 def _pump_until(app, cond, timeout):
@@ -26,7 +38,95 @@ def _pump_until(app, cond, timeout):
     return cond()
 
 
-def measure(viewer, dock, app, method: str, params: dict, timeout: float = 300) -> dict:
+def _is_recon(layer) -> bool:
+    return layer.metadata.get("unrollrecon", {}).get("kind") == "reconstruction"
+
+
+class _FirstStage:
+    """Notes when a reconstruction layer first receives stage data after ``arm()``."""
+
+    def __init__(self, viewer):
+        self.viewer, self.t = viewer, None
+        viewer.layers.events.inserted.connect(self._inserted)
+        for layer in viewer.layers:
+            self._watch(layer)
+
+    def arm(self):
+        self.t = None
+
+    def _watch(self, layer):
+        if _is_recon(layer):
+            layer.events.data.connect(self._data)
+
+    def _inserted(self, event):
+        self._watch(event.value)
+        if _is_recon(event.value) and np.any(np.asarray(event.value.data)):
+            self._data()
+
+    def _data(self, event=None):
+        if self.t is None:
+            self.t = time.perf_counter()
+
+
+TOP_LEVEL = ("_flush", "_progress_tick", "_refresh_if_dirty", "run", "_on_dims", "_end_warm", "update_mask_preview")
+
+
+def _timed_slots(dock, names=(*TOP_LEVEL, "_on_frame", "_refresh_display", "_on_returned", "_on_finished",
+                              "_start", "_on_compare_outcome")):
+    """Wrap the dock's slots to record how long each call takes (the dock's own share)."""
+    calls = []
+    for name in names:
+        fn = getattr(dock, name, None)
+        if fn is None:
+            continue
+
+        def wrapped(*a, _fn=fn, _name=name, **k):
+            t0 = time.perf_counter()
+            try:
+                return _fn(*a, **k)
+            finally:
+                calls.append((t0, time.perf_counter() - t0, _name))
+
+        setattr(dock, name, wrapped)
+    return calls
+
+
+_WORKER_FIRST: list[float] = []
+
+
+def _time_worker_first_frame():
+    """Record when the worker yields its first frame (problem built, stage 1 computed)."""
+    from napari_unrollrecon._widgets import _controller as C
+
+    original = C.drive
+
+    def drive(*args, **kwargs):
+        gen = original(*args, **kwargs)
+        value = None
+        try:
+            frame = gen.send(None)
+            _WORKER_FIRST.append(time.perf_counter())
+            while True:
+                value = yield frame
+                frame = gen.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    C.drive = drive
+
+
+def idle_repaint_ms(viewer, app, n: int = 5) -> float:
+    canvas = viewer.window._qt_viewer.canvas.native
+    times = []
+    for _ in range(n):
+        _pump_until(app, lambda: False, 0.05)
+        t0 = time.perf_counter()
+        canvas.repaint()
+        times.append(time.perf_counter() - t0)
+    return round(1000 * float(np.median(times)), 1)
+
+
+def measure(viewer, dock, app, method: str, params: dict, first: _FirstStage, calls: list, timeout: float = 300) -> dict:
     from qtpy.QtCore import QTimer
 
     idx = dock.method_combo.findData(method)
@@ -35,34 +135,53 @@ def measure(viewer, dock, app, method: str, params: dict, timeout: float = 300) 
     dock.method_combo.setCurrentIndex(idx)
     for name, value in params.items():
         dock.param_form.set_value(name, value)
-    _pump_until(app, lambda: False, 0.3)
-    ticks: list[float] = []
+    _pump_until(app, lambda: False, 0.5)
+    ticks: list[tuple[float, float]] = []  # (wall clock, main-thread CPU time)
     timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time())))
     timer.start(5)
+    cpu0 = time.thread_time()
+    first.arm()
+    calls.clear()
+    _WORKER_FIRST.clear()
     t0 = time.perf_counter()
     dock.run()
     if dock.worker is None:
         timer.stop()
         return {"method": method, "skipped": dock.status.text()}
-    shown = _pump_until(app, lambda: dock.active.get("stack") is not None and len(dock.active["stack"]) >= 1, timeout)
-    viewer.window._qt_viewer.canvas.native.repaint() if hasattr(viewer.window, "_qt_viewer") else None
-    t_first = time.perf_counter() - t0
+    _pump_until(app, lambda: first.t is not None, timeout)
+    viewer.window._qt_viewer.canvas.native.repaint()  # "on screen": the frame has been drawn
+    t_first = time.perf_counter() - t0 if first.t is not None else None
     _pump_until(app, lambda: dock.worker is None, timeout)
     t_end = time.perf_counter()
+    _pump_until(app, lambda: False, TAIL)
     timer.stop()
-    run_ticks = np.array([t for t in ticks if t0 <= t <= t_end])
-    gaps = np.diff(np.concatenate([[t0], run_ticks, [t_end]]))
-    after_first = np.diff(run_ticks[run_ticks >= t0 + t_first]) if shown else np.array([0.0])
+    kept = [(t, c) for t, c in ticks if t0 <= t <= t_end + TAIL]
+    run_ticks = np.array([t for t, _ in kept])
+    cpu = np.array([c for _, c in kept])
+    gaps = np.diff(np.concatenate([[t0], run_ticks]))
+    cpu_gaps = np.diff(np.concatenate([[cpu0], cpu]))
+    worst = int(np.argmax(gaps)) if gaps.size else None
     last = dock.active.get("last")
+    ours = [(d, name) for t, d, name in calls if t0 <= t <= t_end + TAIL]
+    top = [(d, name) for d, name in ours if name in TOP_LEVEL]
+    parts: dict[str, float] = {}
+    for d, name in ours:
+        if name not in TOP_LEVEL:
+            parts[name] = max(parts.get(name, 0.0), d)
+    slowest = sorted(parts.items(), key=lambda kv: -kv[1])[:2]
     return {
         "method": method,
         "stages": last.stage if last else 0,
         "run_s": round(t_end - t0, 3),
-        "first_stage_s": round(t_first, 3) if shown else None,
-        "longest_stall_ms": round(1000 * float(gaps.max()), 1),
-        "longest_stall_after_first_ms": round(1000 * float(after_first.max()), 1) if after_first.size else None,
+        "first_stage_s": round(t_first, 3) if t_first is not None else None,
+        "worker_stage1_s": round(_WORKER_FIRST[0] - t0, 3) if _WORKER_FIRST else None,
+        "longest_stall_ms": round(1000 * float(gaps.max()), 1) if gaps.size else None,
+        "its_main_thread_cpu_ms": round(1000 * float(cpu_gaps[worst]), 1) if worst is not None else None,
         "median_tick_ms": round(1000 * float(np.median(np.diff(run_ticks))), 1) if run_ticks.size > 1 else None,
+        "longest_dock_slot_ms": round(1000 * max(top)[0], 1) if top else None,
+        "slot": max(top)[1] if top else None,
+        "slowest_parts_ms": {k: round(1000 * v) for k, v in slowest},
     }
 
 
@@ -72,6 +191,12 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="*", default=["tv", "zero-filled"])
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=4, help="runs per method (the first is 'cold')")
+    ap.add_argument("--dock", nargs="*", default=[], help="module:Class of other dock versions to measure too")
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="diagnosis: sys.setswitchinterval (s) - how long the worker may hold the GIL")
+    ap.add_argument("--no-pbar", action="store_true",
+                    help="diagnosis: measure without napari's progress bar (the dock always shows one)")
     args = ap.parse_args(argv)
 
     import napari
@@ -82,27 +207,70 @@ def main(argv=None):
     from napari_unrollrecon.engine import registry
 
     torch.set_num_threads(args.threads)
-    viewer = napari.Viewer(show=True)
-    app = QApplication.instance()
-    _, dock = viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
-    for data, kwargs, _ in _sample_data.mri_sample(args.size):
-        viewer.add_image(data, **kwargs)
-    _pump_until(app, lambda: False, 1.0)
+    if args.switch_interval:
+        import sys
 
-    methods = list(args.methods)
+        sys.setswitchinterval(args.switch_interval)
+    _time_worker_first_frame()
+    load0 = f"{os.getloadavg()[0]:.1f}"
     learned = [n for n in registry.names() if _safe_learned(registry, n)]
-    methods += [n for n in learned if n not in methods]
+    methods = list(args.methods) + [n for n in learned if n not in args.methods]
     rows = []
-    for name in methods:
-        params = {"iterations": args.iterations} if name in ("tv", "l1-wavelet") else {}
-        rows.append(measure(viewer, dock, app, name, params))
+    for dock_path in [None, *args.dock]:
+        viewer = napari.Viewer(show=True)
+        viewer.window.resize(1500, 950)
+        app = QApplication.instance()
+        if dock_path is None:
+            _, dock = viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
+            label = "current"
+        else:
+            module, cls = dock_path.split(":")
+            dock = getattr(importlib.import_module(module), cls)(viewer)
+            viewer.window.add_dock_widget(dock, area="right")
+            label = dock_path
+        for data, kwargs, _ in _sample_data.mri_sample(args.size):
+            viewer.add_image(data, **kwargs)
+        _pump_until(app, lambda: False, 2.0)
+        if args.no_pbar:
+            dock._progress_tick = lambda: None
+            label += " (no progress bar)"
+        first, calls = _FirstStage(viewer), _timed_slots(dock)
+        rows.append({"dock": label, "idle_repaint_ms": idle_repaint_ms(viewer, app)})
+        for name in methods:
+            params = {"iterations": args.iterations} if name in ("tv", "l1-wavelet") else {}
+            warm = []
+            for rep in range(args.repeats):
+                row = measure(viewer, dock, app, name, params, first, calls)
+                if "skipped" in row:
+                    rows.append({"dock": label, **row})
+                    break
+                if rep == 0:
+                    rows.append({"dock": label, "run": "cold", **row})
+                else:
+                    warm.append(row)
+            if warm:
+                rows.append({"dock": label, "run": f"warm (median of {len(warm)})", **_median_row(warm)})
+        rows.append({"dock": label, "idle_repaint_ms (after runs)": idle_repaint_ms(viewer, app)})
+        viewer.close()
     if not learned:
         rows.append({"method": "(learned)", "skipped": "no learned method registered yet"})
-    print(f"GUI responsiveness, MRI phantom {args.size}², {torch.get_num_threads()} torch thread(s)")
+    print(f"GUI responsiveness, MRI phantom {args.size}², {torch.get_num_threads()} torch thread(s), "
+          f"load average {load0} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for r in rows:
         print("  " + ", ".join(f"{k}={v}" for k, v in r.items()))
-    viewer.close()
     return rows
+
+
+def _median_row(rows: list[dict]) -> dict:
+    """Median of each numeric field over repeated runs (the machine's load varies run to run)."""
+    out = {"method": rows[0]["method"]}
+    for key, value in rows[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+            out[key] = round(float(np.median(vals)), 3)
+    out["longest_stall_ms (each)"] = [r["longest_stall_ms"] for r in rows]
+    out["slots"] = [r.get("slot") for r in rows]
+    return out
 
 
 def _safe_learned(registry, name):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 
@@ -66,13 +67,13 @@ def main(argv=None) -> int:
 
 
 def cmd_methods(args, argv) -> int:
+    import tomllib
+
     from training.config import CONFIG_DIR
     from training.methods import trainable
 
     configs = {}
     for path in sorted(CONFIG_DIR.glob("*.toml")):
-        import tomllib
-
         raw = tomllib.loads(path.read_text())
         configs.setdefault(raw.get("method"), []).append(f"{path.stem} (profiles: {', '.join(raw.get('profile', {}))})")
     for t in trainable():
@@ -93,8 +94,6 @@ def cmd_train(args, argv) -> int:
     from training.trainer import train
 
     summary = train(cfg, resume=args.resume, quiet=args.quiet, command=command)
-    import os
-
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items() if k != "rank_digests"}, indent=1))
     return 0

@@ -37,13 +37,17 @@ def count(run) -> tuple[float, float]:
     return float(train_flops), float(fc.get_total_flops())
 
 
-def time_steps(run, steps: int) -> float:
-    """Seconds per training step here (after one warm-up step)."""
+def time_steps(run, steps: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) per training step here, after one warm-up step.
+
+    On a shared machine the wall time depends on the neighbours' load; the CPU time much less.
+    """
     run._train_step(run.model)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         run._train_step(run.model)
-    return (time.perf_counter() - t0) / max(steps, 1)
+    n = max(steps, 1)
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
 
 
 def report(cfg: dict, measure: int = 0, tflops: float | None = None) -> str:
@@ -67,9 +71,10 @@ def report(cfg: dict, measure: int = 0, tflops: float | None = None) -> str:
         secs = total / (peak * 1e12 * UTILISATION)
         lines.append(f"  {name:18s} {peak:6.1f} TFLOP/s peak -> {_hms(secs)}")
     if measure:
-        s = time_steps(run, measure)
-        lines.append(f"measured here ({torch.get_num_threads()} threads, {ctx.device}): {s:.3f} s per step = "
-                     f"{train_flops / s / 1e9:.1f} GFLOP/s; the whole run would take {_hms(s * t['steps'])}")
+        s, cpu = time_steps(run, measure)
+        lines.append(f"measured here ({torch.get_num_threads()} threads, {ctx.device}): {s:.3f} s per step "
+                     f"(CPU time {cpu:.3f} s) = {train_flops / s / 1e9:.1f} GFLOP/s; the whole run would take "
+                     f"{_hms(s * t['steps'])}")
     return "\n".join(lines)
 
 

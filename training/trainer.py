@@ -130,10 +130,8 @@ class _Run:
     def _wrap(self):
         net = self.model
         if self.ctx.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
-            net = DDP(net, device_ids=ids, find_unused_parameters=self.t["find_unused_parameters"])
+            net = _DDP(net, device_ids=ids, find_unused_parameters=self.t["find_unused_parameters"])
         if self.t["compile"]:
             net = torch.compile(net)
         return net
@@ -224,8 +222,10 @@ class _Run:
                         "metric": "mean PSNR (dB) of magnitudes over the validation set, data range of each "
                                   "reference, masks drawn as in training with a fixed seed"},
             "selection": "best validation PSNR" if best else "last step",
-            "training": self.t, "config_file": self.cfg.get("config_file"),
-            "command": self.command, "world_size": self.ctx.world, "device": str(self.ctx.device),
+            "training": self.t, "config_file": _repo_relative(self.cfg.get("config_file")),
+            "command": self.command, "world_size": self.ctx.world,
+            "launcher": f"torchrun, {self.ctx.world} processes ({self.ctx.backend})" if self.ctx.distributed
+            else "single process", "device": str(self.ctx.device),
             "torch": torch.__version__, "python": platform.python_version(),
             "git_commit": _git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -235,6 +235,17 @@ class _Run:
 
 
 # --------------------------------------------------------------------------- helpers
+class _DDP(torch.nn.parallel.DistributedDataParallel):
+    """DDP whose unknown attributes fall through to the network (``model.middle`` in a loss works
+    as in a single process; calls must still go through ``model(...)`` to be synchronised)."""
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
 def lr_at(step: int, t: dict) -> float:
     """Learning rate for 0-based ``step``: linear warm-up, then constant, cosine or step decay."""
     lr = t["lr"]
@@ -278,6 +289,13 @@ def _public(obj):
     import json
 
     return json.loads(json.dumps(obj, default=str))
+
+
+def _repo_relative(path) -> str | None:
+    if not path:
+        return None
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
 
 
 def _git_commit() -> str | None:

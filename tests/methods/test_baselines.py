@@ -104,3 +104,11 @@ def test_ct_baselines_beat_fbp(name):
     fbp = run(registry.get("fbp"), p, reference=x).metrics["psnr"]
     res = run(registry.get(name), p, {"iterations": 60}, reference=x).metrics["psnr"]
     assert res > fbp + 2.0, (name, res, fbp)
+
+
+@pytest.mark.parametrize("name", ["zero-filled", "tv", "l1-wavelet"])
+def test_paused_run_leaves_autograd_on_in_the_consumer(mri, name):
+    _, p = mri
+    gen = registry.get(name).start(p, {} if name == "zero-filled" else {"iterations": 3})
+    next(gen)
+    assert torch.is_grad_enabled()

@@ -55,7 +55,8 @@ def test_shapes_and_dtypes(cplx, hw):
     outs = model(b["y"], b["mask"], b["ratio"])
     assert len(outs) == 3
     for o in outs:
-        assert o.shape == (2, *hw) and torch.is_complex(o) == cplx and torch.isfinite(torch.view_as_real(o) if cplx else o).all()
+        assert o.shape == (2, *hw) and torch.is_complex(o) == cplx
+        assert torch.isfinite(torch.view_as_real(o) if cplx else o).all()
     assert b["target"].shape == (2, *hw) and b["ratio"].shape == (2,)
 
 
@@ -110,6 +111,19 @@ def test_make_batch_simulates_our_convention_with_realised_ratio():
     assert torch.equal(again["mask"], b["mask"])  # the rng decides everything
     with pytest.raises(ValueError, match="unknown mask families"):
         C.make_batch(targets, g, {**TINY, "masks": ["spiral"]})
+
+
+def test_make_batch_with_published_mask_files(data_root):
+    from napari_unrollrecon.physics.masks import load_mask
+
+    folder = data_root / "CGPD-CSNet" / "sampling_matrix" / "Cartesian"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    cfg = {**TINY, "masks": [f"file:{folder}/mask_{{pct}}.mat"], "ratios": [0.1, 0.3]}
+    b = C.make_batch(torch.rand(4, 256, 256), torch.Generator().manual_seed(0), cfg)
+    papers = {r: torch.from_numpy(load_mask(folder / f"mask_{r}.mat")[0]) for r in (10, 30)}
+    for m in b["mask"]:
+        assert any(torch.equal(m, p) for p in papers.values())  # centred copies of the paper's masks
 
 
 # --------------------------------------------------------------------------- condition module
@@ -186,6 +200,11 @@ def test_streams_one_update_per_stage_with_live_changes(mri):
         ups2, res2 = _drain(stream(C.SPEC, problem, {}, reference=x), changes_at={1: {"eta_scale": 0.0}})
         ups3, _ = _drain(stream(C.SPEC, problem, {"condition_ratio": 0.5}))
     assert [u.stage for u in ups] == [1, 2, 3] and all(u.total == 3 for u in ups)
+    with C.model_override(tiny_model()):
+        gen = C.SPEC.start(problem)
+        next(gen)
+        assert torch.is_grad_enabled()  # a paused run does not switch autograd off for its caller
+        gen.close()
     assert ups[0].image.shape == (48, 48) and ups[0].image.dtype == np.float32
     assert ups[0].extras["correction"].shape == (48, 48) and "psnr" in ups[0].metrics
     u = ups[1]
@@ -231,12 +250,9 @@ def test_clear_error_without_weights(mri, monkeypatch):
 
 
 def test_weights_round_trip(mri, tmp_path):
-    from safetensors.torch import save_file
-
     model = tiny_model(seed=3)
-    path = tmp_path / "cgpd_tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"method": "cgpd-csnet", "config": TINY}))
+    path = learned.save_weights(model, tmp_path / "cgpd_tiny.safetensors", {"method": "cgpd-csnet", "config": TINY})
+    assert json.loads(path.with_suffix(".json").read_text())["parameters"] == C.parameter_count(model)
     loaded, card = learned.load_model(path, "cgpd-csnet", C.TRAINING.build_model)
     b = _batch((1, 32, 32))
     with torch.no_grad():

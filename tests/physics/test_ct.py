@@ -104,13 +104,13 @@ def test_adjoint_inner_product(size, angles, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gradients_are_exact(backend):
-    for views in (5, 4):  # 4 views: 0°/90° and 45°/135° are pairs in the sparse backend
-        op = RadonOperator(8, n_views=views, n_detectors=13, backend=backend)
-        x = torch.rand(8, 8, dtype=torch.float64, requires_grad=True)
-        y = torch.rand(views, 13, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(op.A, (x,))
-        assert torch.autograd.gradcheck(op.AH, (y,))
-        assert torch.autograd.gradgradcheck(op.A, (x,))
+    # 0° and 90° are a pair for the sparse backend, 30° and 150° are not.
+    op = RadonOperator(8, angles=[0.0, 30.0, 90.0, 150.0], n_detectors=13, backend=backend)
+    x = torch.rand(8, 8, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(4, 13, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(op.A, (x,))
+    assert torch.autograd.gradcheck(op.AH, (y,))
+    assert torch.autograd.gradgradcheck(op.A, (x,))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -167,6 +167,21 @@ def test_sparse_storage_and_cache():
     assert op.to("cpu")._matrices(torch.float32) is mats
 
 
+def test_entries_grow_and_trim():
+    # The build writes entries into one buffer sized by an estimate: too small grows, too large
+    # is trimmed, and the content is the chunks in order either way.
+    chunks = [torch.arange(5), torch.arange(7) + 100, torch.arange(3) + 200]
+    for capacity in (2, 100):
+        entries = ct._Entries(capacity, torch.float64, torch.device("cpu"))
+        for c in chunks:
+            entries.append(c, c.double() / 2)
+        cols, vals = entries.result()
+        expect = torch.cat(chunks)
+        assert cols.dtype == torch.int32 and torch.equal(cols.long(), expect)
+        assert torch.equal(vals, expect.double() / 2)
+        assert cols.untyped_storage().nbytes() < 2 * 4 * len(expect)  # no slack kept
+
+
 def test_backend_choice(monkeypatch):
     assert RadonOperator(16, n_views=4).backend == "sparse"
     monkeypatch.setattr(ct, "SPARSE_MAX_BYTES", 1000)
@@ -203,12 +218,13 @@ def test_default_angles_and_sizes():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_batching_matches_single(backend):
-    op = RadonOperator(24, n_views=9, backend=backend)
+@pytest.mark.parametrize("views", [9, 12])  # 12 views: all in +90° pairs, 9: none
+def test_batching_matches_single(backend, views):
+    op = RadonOperator(24, n_views=views, backend=backend)
     g = torch.Generator().manual_seed(3)
     x = torch.rand(2, 3, 24, 24, generator=g)
     y = op.A(x)
-    assert y.shape == (2, 3, 9, op.n_detectors)
+    assert y.shape == (2, 3, views, op.n_detectors)
     torch.testing.assert_close(y[1, 2], op.A(x[1, 2]))
     assert op.AH(y).shape == x.shape
     torch.testing.assert_close(op.AH(y)[0, 1], op.AH(y[0, 1]))

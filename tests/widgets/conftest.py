@@ -47,6 +47,8 @@ SPEC = MethodSpec(
         Param("steps", 5, kind="int", low=1, high=1000, label="steps"),
         Param("delay", 0.0, low=0.0, high=1.0, label="seconds per stage"),
         Param("fail_at", 0, kind="int", low=0, high=1000, label="raise at stage"),
+        Param("weight", 0.01, low=1e-6, high=1.0, log=True, by_modality=(("ct", 1e-4),),
+              label="weight (unused)", help="a modality-specific default, for the dock's tests"),
     ),
     run=_dummy_run,
     resumable=True,

@@ -213,3 +213,107 @@ def test_mask_preview_and_realised_ratio(dock, qtbot, phantom):
     preview = viewer.layers[widget.mask_preview_name]
     assert preview.data.shape == (64, 64)
     assert abs(float(np.mean(preview.data != 0)) - 0.2) < 0.05
+
+
+def _set_modality(widget, key):
+    widget.modality_combo.setCurrentIndex(widget.modality_combo.findData(key))
+
+
+def test_param_defaults_follow_the_modality_and_keep_edits(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages")
+    spec = widget.param_form.spec
+    mri, ct = spec.defaults("mri")["weight"], spec.defaults("ct")["weight"]
+    assert mri != ct
+    assert widget.param_form.value("weight") == pytest.approx(mri)
+    _set_modality(widget, "ct")
+    assert widget.param_form.value("weight") == pytest.approx(ct)
+    assert "defaults for CT" in widget.method_info.text()
+    widget.param_form.set_value("weight", 3 * ct)  # an edit for CT ...
+    widget.param_form.set_value("steps", 7)  # ... and one that is not modality-specific
+    _set_modality(widget, "mri")
+    assert widget.param_form.value("weight") == pytest.approx(mri)
+    assert widget.param_form.value("steps") == 7
+    _set_modality(widget, "ct")
+    assert widget.param_form.value("weight") == pytest.approx(3 * ct)
+    # a run uses what the form shows
+    widget.run()
+    assert widget.worker is not None, widget.status.text()
+    assert widget.active["values"]["weight"] == pytest.approx(3 * ct)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+
+
+def test_path_param_gets_a_file_picker(dock, phantom):
+    from qtpy.QtWidgets import QLineEdit, QPushButton
+
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-learned")
+    _, control = widget.param_form.controls["weights"]
+    [button] = control.findChildren(QPushButton)
+    [edit] = control.findChildren(QLineEdit)
+    assert button.text() == "Load weights…"
+    assert "no weights loaded" in edit.placeholderText()
+    widget.param_form.set_value("weights", "/nowhere/w.safetensors")
+    assert "w.safetensors" in widget.method_info.text() and "no weights" not in widget.method_info.text()
+
+
+def test_stage_axis_is_named_and_caption_maps_frames_to_stages(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages", steps=300, delay=0.002)  # ~0.6 s: the display shows a subset
+    widget.run()
+    _wait_done(qtbot, widget)
+    [layer] = _recon_layers(viewer)
+    stages = layer.metadata[META_KEY]["stages"]
+    assert layer.data.shape[0] == len(stages) < 300 and stages[-1] == 300
+    axis = viewer.dims.ndim - layer.ndim
+    assert viewer.dims.axis_labels[axis] == "stage"
+    overlay = viewer.canvas.overlays.text
+    assert f"stage 300/300 (slider {len(stages) - 1})" in overlay.text
+    i = next(i for i, s in enumerate(stages) if s != i + 1)  # a frame whose index is not its stage
+    viewer.dims.set_current_step(axis, i)
+    assert f"stage {stages[i]}/300 (slider {i}; newest: stage 300)" in overlay.text
+    assert "PSNR" in overlay.text and "phantom" in overlay.text
+
+
+def test_slider_stays_where_the_user_scrubbed_during_a_run(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages", steps=60, delay=0.05)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.shown is not None and widget.shown.stack is not None
+                    and widget.shown.frames_shown >= 3, timeout=10000)
+    layer = widget.shown.layer
+    axis = viewer.dims.ndim - layer.ndim
+    viewer.dims.set_current_step(axis, 0)
+    n = len(widget.shown.stack)
+    qtbot.waitUntil(lambda: len(widget.shown.stack) >= n + 3 and widget.shown.frames_shown >= n + 3, timeout=10000)
+    assert viewer.dims.current_step[axis] == 0, "a new stage must not yank the slider back"
+    assert "newest: stage" in viewer.canvas.overlays.text.text
+    widget.stop()
+    _wait_done(qtbot, widget)
+
+
+def test_runs_reuse_their_layer_and_side_by_side_is_labelled(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "dummy-stages", steps=4)
+    widget.run()
+    _wait_done(qtbot, widget)
+    n_layers = len(viewer.layers)
+    widget.param_form.set_value("steps", 5)  # not resumable from a stage: a fresh run, same layer
+    widget.run()
+    _wait_done(qtbot, widget)
+    [layer] = _recon_layers(viewer)
+    stages = layer.metadata[META_KEY]["stages"]
+    assert stages[-1] == 5 and layer.data.shape[0] == len(stages) and len(viewer.layers) == n_layers
+    widget.side_check.setChecked(True)
+    panels = [l for l in viewer.layers if l.visible and l.metadata.get(META_KEY, {}).get("kind")
+              in ("reference", "reconstruction", "error")]
+    assert len(panels) == 3 and len({tuple(l.translate[-2:]) for l in panels}) == 3
+    texts = [t for t in widget.panels.captions()]
+    assert texts[0].startswith("reference") and texts[1].startswith("Dummy stages") and texts[2].startswith("|error|")
+    widget.side_check.setChecked(False)
+    assert all(np.allclose(l.translate, 0) for l in _recon_layers(viewer))

@@ -156,3 +156,88 @@ def test_ct_problem_from_sinogram(phantom):
     sino = RadonOperator(64, n_views=90).A(torch.from_numpy(np.ascontiguousarray(img))).numpy()
     prep = C.build_problem(sino, C.RunSettings(modality="ct", kind="sinogram", n_views=30))
     assert prep.problem.y.shape[0] == 30 and prep.meta["views"] == 30
+
+
+def test_param_edits_are_per_modality_only_where_defaults_differ(dummy_method):
+    edits = C.ParamEdits()
+    assert edits.values(dummy_method, "ct")["weight"] == dummy_method.defaults("ct")["weight"] != \
+        dummy_method.defaults("mri")["weight"]
+    edits.record(dummy_method, "ct", "weight", 0.5)
+    edits.record(dummy_method, "ct", "steps", 9)
+    assert edits.values(dummy_method, "ct")["weight"] == 0.5
+    assert edits.values(dummy_method, "mri")["weight"] == dummy_method.defaults("mri")["weight"]
+    assert edits.values(dummy_method, "mri")["steps"] == edits.values(dummy_method, "ct")["steps"] == 9
+
+
+def test_missing_weights_is_declared_by_path_params(dummy_method, monkeypatch):
+    from napari_unrollrecon.engine import registry
+
+    learned = registry.get("dummy-learned")
+    assert "Load weights…" in C.missing_weights(learned, {"weights": ""})
+    assert "required" in C.path_hint(learned, learned.params[0])
+    # a method shipping bundled weights runs without a file: empty means "the bundled default"
+    monkeypatch.setattr(C, "bundled_weights", lambda spec: [__import__("pathlib").Path("b.safetensors")])
+    assert C.missing_weights(learned, {"weights": ""}) is None
+    assert "bundled b.safetensors" in C.path_hint(learned, learned.params[0])
+
+
+def test_stage_stack_captions_map_frames_to_stages():
+    s = C.StageStack((2, 2))
+    for stage in (1, 7, 30):
+        s.append(np.zeros((2, 2), np.float32), stage, metrics={"psnr": stage + 0.5, "ssim": 0.5}, total=30)
+    assert s.caption(1) == "stage 7/30 · PSNR 7.50 dB · SSIM 0.500"
+    assert s.stage_text(99) == "stage 30/30"  # clipped to the frames held
+    s.truncate_after(7)
+    assert s.stages == [1, 7] and len(s.metrics) == 2
+
+
+def test_error_stack_is_computed_lazily_and_follows_truncation():
+    ref = np.full((3, 3), 2.0, np.float32)
+    s, e = C.StageStack((3, 3), capacity=1), C.ErrorStack(ref)
+    for k in range(1, 4):
+        s.append(np.full((3, 3), k, np.float32), k)
+    assert e.done == 0  # nothing computed until asked
+    err = e.sync(s)
+    assert err.shape == (3, 3, 3) and np.allclose(err[:, 0, 0], [1, 0, 1])
+    s.truncate_after(1)
+    e.invalidate_after(len(s))
+    s.append(np.full((3, 3), 5, np.float32), 2)
+    assert np.allclose(e.sync(s)[:, 0, 0], [1, 3])
+
+
+@pytest.mark.parametrize("n, canvas, cols", [(4, (800, 800), 2), (3, (400, 1600), 3), (2, (1600, 400), 1)])
+def test_panel_layout_fills_the_canvas_without_overlap(n, canvas, cols):
+    offsets, label_h = C.panel_layout(n, (100, 100), canvas)
+    assert offsets[0] == (0.0, 0.0) and label_h > 0
+    assert len({x for _, x in offsets}) == cols
+    boxes = [(y, x, y + 100, x + 100) for y, x in offsets]
+    for i, a in enumerate(boxes):  # no two panels (with their label strips) overlap
+        for b in boxes[i + 1:]:
+            assert a[2] + label_h <= b[0] + 1e-9 or b[2] + label_h <= a[0] + 1e-9 or a[3] <= b[1] or b[3] <= a[1]
+
+
+def test_wrap_breaks_long_lines_at_separators():
+    text = C.wrap("alpha · beta · gamma · delta", width=14)
+    assert all(len(line) <= 14 for line in text.splitlines()) and "delta" in text
+
+
+def test_stage_stack_keeps_every_stage_of_short_runs_and_samples_long_ones():
+    t = [0.0]
+    short = C.StageStack((2, 2), keep_all=10, keep_every=0.25, clock=lambda: t[0])
+    for k in range(1, 11):
+        t[0] = 0.01 * k
+        short.add(np.full((2, 2), k, np.float32), k, total=10)
+    assert short.stages == list(range(1, 11))
+    long = C.StageStack((2, 2), keep_all=10, keep_every=0.25, clock=lambda: t[0])
+    for k in range(1, 101):  # 100 stages in 1 s: a frame kept every 0.25 s, the newest overwritten
+        t[0] = 0.01 * k
+        long.add(np.full((2, 2), k, np.float32), k, total=100)
+    assert long.stages[0] == 1 and long.stages[-1] == 100 and 4 <= len(long) <= 7
+    assert long.view[-1, 0, 0] == 100 and long.stages == sorted(long.stages)
+    assert all(long.view[i, 0, 0] == s for i, s in enumerate(long.stages))
+
+
+def test_throttle_shows_every_stage_of_short_runs():
+    t = [0.0]
+    th = C.Throttle(max_rate=20, clock=lambda: t[0], keep_all=10)
+    assert all(th(k, 10) for k in range(1, 11))

@@ -24,6 +24,8 @@ KINDS = ("image", "kspace", "sinogram")
 KIND_LABELS = {"image": "image", "kspace": "k-space", "sinogram": "sinogram"}
 MODALITIES = {"mri": "MRI", "dmri": "dynamic MRI", "ct": "CT"}
 MAX_RATE = 20.0  # display updates per second
+KEEP_ALL = 32  # runs of at most this many stages (unrolled networks) keep and show every stage
+KEEP_EVERY = 0.5  # longer runs keep a frame at most this often (s); newer stages update the last
 #: ``metadata["unrollrecon"]["kind"]`` of the dock's own output layers (never offered as input)
 OUTPUT_KINDS = ("reconstruction", "error", "mask-preview", "compare", "reference", "labels")
 
@@ -207,16 +209,19 @@ def auto_reference(data: np.ndarray, kind: str) -> np.ndarray | None:
 
 # --------------------------------------------------------------------------- throttling
 class Throttle:
-    """Decides which updates reach the screen: the first, the last, and ≤ ``max_rate`` per second."""
+    """Decides which updates reach the screen: the first, the last, and ≤ ``max_rate`` per second;
+    every stage of a short run (≤ ``keep_all`` stages, e.g. an unrolled network)."""
 
-    def __init__(self, max_rate: float = MAX_RATE, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, max_rate: float = MAX_RATE, clock: Callable[[], float] = time.perf_counter,
+                 keep_all: int = KEEP_ALL):
         self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
         self.clock = clock
+        self.keep_all = keep_all
         self.last: float | None = None
 
     def __call__(self, stage: int, total: int) -> bool:
         now = self.clock()
-        if self.last is None or stage >= total or now - self.last >= self.interval:
+        if self.last is None or stage >= total or total <= self.keep_all or now - self.last >= self.interval:
             self.last = now
             return True
         return False
@@ -405,18 +410,24 @@ class ParamEdits:
 
 # --------------------------------------------------------------------------- the stage stack
 class StageStack:
-    """Growing (n, *image_shape) buffer of displayed stages; ``view`` is what the layer shows.
+    """Growing (n, *image_shape) buffer of the stages a run keeps; ``view`` is what the layer shows.
 
-    Frame ``i`` of the layer (the napari slider index) holds stage ``stages[i]``: the display is
-    throttled, so frame and stage numbers differ; ``caption(i)`` states the mapping.
+    A run of at most ``keep_all`` stages keeps every stage it is given. A longer run keeps a new
+    frame at most every ``keep_every`` seconds; stages in between overwrite the newest frame, so
+    the screen still shows each new stage but the layer (and the napari slider) grows at most
+    twice a second (growing re-lays out the dims slider; overwriting only re-slices one layer).
+    Frame ``i`` (the slider index) holds stage ``stages[i]``; ``caption(i)`` states the mapping.
     """
 
-    def __init__(self, image_shape: tuple, capacity: int = 8):
+    def __init__(self, image_shape: tuple, capacity: int = 8, keep_all: int = KEEP_ALL,
+                 keep_every: float = KEEP_EVERY, clock: Callable[[], float] = time.perf_counter):
         self.buf = np.zeros((max(int(capacity), 1), *image_shape), np.float32)
         self.stages: list[int] = []
         self.labels: list[str] = []
         self.metrics: list[dict] = []
         self.total = 0
+        self.keep_all, self.keep_every, self.clock = keep_all, keep_every, clock
+        self._kept_at: float | None = None
 
     def __len__(self):
         return len(self.stages)
@@ -425,10 +436,32 @@ class StageStack:
     def image_shape(self) -> tuple:
         return tuple(self.buf.shape[1:])
 
-    def append(self, image: np.ndarray, stage: int, label: str = "", metrics: dict | None = None,
-               total: int | None = None) -> None:
+    def add(self, image: np.ndarray, stage: int, label: str = "", metrics: dict | None = None,
+            total: int | None = None) -> bool:
+        """Keep ``image`` as a new frame or overwrite the newest (see the class docstring).
+        Returns True when a frame was added."""
+        if total is not None:
+            self.total = int(total)
+        now = self.clock()
+        keep = (len(self.stages) < 2 or (self.total or 0) <= self.keep_all or self._kept_at is None
+                or now - self._kept_at >= self.keep_every)
+        if not keep:
+            i = len(self.stages) - 1
+            self._check(image)
+            self.buf[i] = image
+            self.stages[i], self.labels[i], self.metrics[i] = int(stage), label, dict(metrics or {})
+            return False
+        self.append(image, stage, label, metrics)
+        self._kept_at = now
+        return True
+
+    def _check(self, image) -> None:
         if tuple(image.shape) != self.buf.shape[1:]:
             raise ValueError(f"stage image shape {image.shape} differs from the stack's {self.buf.shape[1:]}")
+
+    def append(self, image: np.ndarray, stage: int, label: str = "", metrics: dict | None = None,
+               total: int | None = None) -> None:
+        self._check(image)
         n = len(self.stages)
         if n == self.buf.shape[0]:
             grown = np.zeros((2 * n, *self.buf.shape[1:]), np.float32)
@@ -450,18 +483,26 @@ class StageStack:
     def view(self) -> np.ndarray:
         return self.buf[: max(len(self.stages), 1)]
 
-    def caption(self, index: int) -> str:
-        """``"stage k/N · PSNR … dB · SSIM …"`` for frame ``index`` (clipped to the frames held)."""
+    def _clip(self, index: int) -> int:
+        return min(max(int(index), 0), len(self.stages) - 1)
+
+    def stage_text(self, index: int) -> str:
+        """``"stage k/N"`` of frame ``index`` (clipped to the frames held)."""
         if not self.stages:
             return "no stage yet"
-        i = min(max(int(index), 0), len(self.stages) - 1)
-        text = f"stage {self.stages[i]}/{self.total or self.stages[-1]}"
-        m = self.metrics[i]
-        if "psnr" in m:
-            text += f" · PSNR {m['psnr']:.2f} dB"
-        if "ssim" in m:
-            text += f" · SSIM {m['ssim']:.3f}"
-        return text
+        return f"stage {self.stages[self._clip(index)]}/{self.total or self.stages[-1]}"
+
+    def score_text(self, index: int) -> str:
+        """``"PSNR … dB · SSIM …"`` of frame ``index``, or "" without a reference."""
+        if not self.stages:
+            return ""
+        m = self.metrics[self._clip(index)]
+        parts = ([f"PSNR {m['psnr']:.2f} dB"] if "psnr" in m else []) + ([f"SSIM {m['ssim']:.3f}"] if "ssim" in m else [])
+        return " · ".join(parts)
+
+    def caption(self, index: int) -> str:
+        """``"stage k/N · PSNR … dB · SSIM …"`` for frame ``index``."""
+        return " · ".join(t for t in (self.stage_text(index), self.score_text(index)) if t)
 
 
 class ErrorStack:
@@ -479,7 +520,7 @@ class ErrorStack:
             grown = np.zeros(stack.buf.shape, np.float32)
             grown[: self.done] = self.buf[: self.done]
             self.buf = grown
-        self.done = min(self.done, n)  # a resumed run recomputes later frames
+        self.done = min(self.done, max(n - 1, 0))  # the newest frame may have been overwritten
         if n > self.done:
             np.subtract(stack.buf[self.done:n], self.reference, out=self.buf[self.done:n])
             np.abs(self.buf[self.done:n], out=self.buf[self.done:n])

@@ -103,7 +103,10 @@ class ReconWidget(QWidget):
         self._mask_timer = QTimer(self, singleShot=True, interval=120)
         self._mask_timer.timeout.connect(self.update_mask_preview)
         self._pbar_timer = QTimer(self, interval=1000)
-        self._pbar_timer.timeout.connect(self._progress_tick)
+        self._pbar_timer.timeout.connect(lambda: self._progress_tick())  # looked up late: benchmarks wrap it
+        self._refresh_timer = QTimer(self, singleShot=True)
+        self._refresh_timer.timeout.connect(lambda: self._refresh_if_dirty())
+        self._last_refresh = 0.0
 
         self._build_ui()
         self._warm_glyphs()
@@ -179,12 +182,12 @@ class ReconWidget(QWidget):
         self.run_button = QPushButton("Run")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        row.addWidget(self.run_button)
-        row.addWidget(self.stop_button)
+        self.side_check = QCheckBox("side by side")
+        self.side_check.setToolTip("show the run as labelled panels: reference | stages | |error|")
+        row.addWidget(self.run_button, 2)
+        row.addWidget(self.stop_button, 2)
+        row.addWidget(self.side_check, 1)
         v.addLayout(row)
-        self.side_check = QCheckBox("side by side: reference | stages | |error|")
-        self.side_check.setToolTip("lay the run out next to the reference and its error map, each labelled")
-        v.addWidget(self.side_check)
         root.addWidget(box)
 
         self.status = QLabel("Pick a data layer (File > Open Sample > UnrollRecon), then press Run.")
@@ -377,16 +380,25 @@ class ReconWidget(QWidget):
             bundled = C.bundled_weights(spec)
             info += "\n" + (missing or (f"weights: {paths[0]}" if paths and paths[0]
                                         else f"weights: bundled {bundled[0].name}" if bundled else ""))
-        if any(p.by_modality for p in spec.params):
-            info += f"\ndefaults for {C.MODALITIES.get(self._modality, self._modality)}"
+        notes = []
         if any(p.live for p in spec.params):
-            info += "\n● = can be changed while it runs"
+            notes.append("● = can change while it runs")
+        if any(p.by_modality for p in spec.params):
+            notes.append(f"defaults for {C.MODALITIES.get(self._modality, self._modality)}")
+        if notes:
+            info += "\n" + " · ".join(notes)
         self.method_info.setText(info.strip())
 
     def _fit_form(self) -> None:
-        """Size the scroll area to the form, up to a cap (long forms scroll)."""
-        self.param_form.adjustSize()
-        self.param_scroll.setFixedHeight(min(self.param_form.sizeHint().height() + 4, _FORM_MAX_HEIGHT))
+        """Size the scroll area to the form, up to a cap (long forms scroll). Also once more after
+        the event loop has laid the new rows out (a form rebuilt inside a signal reports 0)."""
+        layout = self.param_form.layout_
+        layout.invalidate()
+        layout.activate()
+        height = max(layout.sizeHint().height(), self.param_form.sizeHint().height())
+        self.param_scroll.setFixedHeight(min(height + 4, _FORM_MAX_HEIGHT))
+        if height == 0 and self.param_form.controls:
+            QTimer.singleShot(0, self._fit_form)
 
     def _spec(self):
         from napari_unrollrecon.engine import registry
@@ -494,7 +506,7 @@ class ReconWidget(QWidget):
     def _overlay(self, text: str, where: str = "top_left") -> None:
         """What is reconstructed, with what and how well, written on the canvas itself."""
         ov = self.viewer.canvas.overlays.text
-        text = C.wrap(text)
+        text = C.wrap(text, max(40, int(self.viewer.canvas.size[1] / 10)))  # ~10 px per character
         if getattr(self, "_warming", False):
             self._warming = False
             ov.visible = False  # restyle below
@@ -581,9 +593,8 @@ class ReconWidget(QWidget):
         view.begin(shape, reference, meta, start=start)
         self.active["view"] = self.shown = view
         self._arrange_run()
-        if view.layer is not None:  # layer controls on the result, not on a helper layer
-            self.viewer.layers.selection.active = view.layer
-        self._caption()
+        if view.layer is not None and self.viewer.layers.selection.active is not view.layer:
+            self.viewer.layers.selection.active = view.layer  # its controls, not a helper layer's
         self._say(f"{spec.title}: starting on '{source}' ({settings.describe()})…")
 
     def _running_ui(self, running: bool) -> None:
@@ -628,12 +639,25 @@ class ReconWidget(QWidget):
                 fn, a = self._queue.popleft()
                 fn(*a)
             if self._dirty:
-                self._refresh_display()
+                self._refresh_soon()
         finally:
             self._busy = False
         if self._queue and not self._flush_scheduled:
             self._flush_scheduled = True
             QTimer.singleShot(0, self._flush)
+
+    def _refresh_soon(self) -> None:
+        """Refresh the display now, or - within 1/MAX_RATE s of the last refresh - once that
+        interval has passed (stages keep filling the stack meanwhile)."""
+        wait = self._last_refresh + 1.0 / C.MAX_RATE - time.perf_counter()
+        if wait <= 0:
+            self._refresh_display()
+        elif not self._refresh_timer.isActive():
+            self._refresh_timer.start(int(1000 * wait) + 1)
+
+    def _refresh_if_dirty(self) -> None:
+        if self._dirty and not self._busy:
+            self._refresh_display()
 
     def stop(self) -> None:
         """Ask the running method to stop; it does so at its next stage."""
@@ -660,7 +684,7 @@ class ReconWidget(QWidget):
         if u.image.shape != view.stack.image_shape:  # e.g. an operator that crops: start afresh
             view.begin(u.image.shape, a["reference"] if a["reference"] is not None
                        and a["reference"].shape == u.image.shape else None, {})
-        view.stack.append(u.image, u.stage, u.label, u.metrics, u.total)
+        view.stack.add(u.image, u.stage, u.label, u.metrics, u.total)
         if a["first_frame"] is None:
             a["first_frame"] = time.perf_counter() - a["t0"]
         self.plot.set_total(u.total)
@@ -673,6 +697,8 @@ class ReconWidget(QWidget):
     def _refresh_display(self) -> None:
         """Put the newest stages on screen: layer data, slider, caption, status line."""
         self._dirty = False
+        self._refresh_timer.stop()
+        self._last_refresh = time.perf_counter()
         a = self.active
         if a is None or a.get("compare") or a.get("shown") is None:
             return
@@ -691,11 +717,11 @@ class ReconWidget(QWidget):
             text = f"{a['spec'].title} · starting…"
         else:
             i = view.viewed_frame()
-            text = f"{a['spec'].title} · {stack.caption(i)} (slider {i}"
+            text = f"{a['spec'].title} · {stack.stage_text(i)} (slider {i}"
             text += ")" if i == len(stack) - 1 else f"; newest: stage {stack.stages[-1]})"
-        text += f"\ndata: '{_short(a['source'])}' ({a['settings'].describe()})"
-        if a["reference"] is not None:
-            text += f" · vs '{_short(a['ref_name'], 28)}'"
+            if stack.score_text(i):
+                text += f"\n{stack.score_text(i)} vs '{_short(a['ref_name'], 30)}'"
+        text += f"\ndata: '{_short(a['source'])}' · {a['settings'].describe()}"
         self._overlay(text, "bottom_left" if self.panels.captions() else "top_left")
 
     def _on_dims(self, event=None) -> None:
@@ -940,19 +966,24 @@ class ReconWidget(QWidget):
                            reference=reference, last=None, layers=[], tag=self.run_count, ref_name=ref_name,
                            values={s.name: v for s, v in jobs}, first_frame=None, spec=jobs[0][0],
                            shape=tuple(shape), slots=slots, done=0, t0=time.perf_counter())
-        self.worker = create_worker(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference,
-                                    _start_thread=False)
-        self._connect(self.worker, "compare")
-        self.worker.start()
-        self._running_ui(True)
         self.tabs.setCurrentIndex(1)
         self._hide_our_layers()
         if self.viewer.canvas.grid.enabled:
             self.viewer.canvas.grid.enabled = False  # our panels are laid out in world coordinates
         self.shown = None
+        for spec, _ in jobs:  # layers made now: made later they would hold the GIL and inflate the times
+            layer = self._compare_layer(spec.name, np.zeros(shape, np.float32), reference,
+                                        {"kind": "compare", "method": spec.name, "title": spec.title},
+                                        f"{spec.title} [compare]")
+            layer.visible = False
         self._arrange_compare()
         self._overlay(self._compare_overlay(), "bottom_left")
         self._say(f"comparing {len(jobs)} methods on '{layer.name}'…")
+        self.worker = create_worker(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference,
+                                    _start_thread=False)
+        self._connect(self.worker, "compare")
+        self.worker.start()
+        self._running_ui(True)
 
     def _arrange_compare(self, fit: bool = True) -> None:
         a = self.active
@@ -982,9 +1013,9 @@ class ReconWidget(QWidget):
 
     def _compare_overlay(self) -> str:
         a = self.active
-        text = f"Compare on '{_short(a['source'])}' ({a['settings'].describe()})"
+        text = f"Compare on '{_short(a['source'])}' · {a['settings'].describe()}"
         if a["reference"] is not None:
-            text += f"\nPSNR / SSIM against '{_short(a['ref_name'], 30)}'; time per method in the dock"
+            text += f"\nPSNR / SSIM vs '{_short(a['ref_name'], 30)}' · table in the dock"
         return text
 
     def _on_compare_outcome(self, outcome) -> None:

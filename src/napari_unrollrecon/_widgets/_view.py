@@ -14,11 +14,13 @@ Only called from the Qt main thread. The Qt-free parts (stacks, layout, captions
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QTimer
 
 from napari_unrollrecon._widgets import _controller as C
 
 LABELS_NAME = "panel labels"
 ERROR_CONTRAST = 0.2  # |error| layers show 0 .. 20% of the reference range
+LABEL_PX = 52.0  # height of a panel's label strip on screen (two lines of 10 pt text)
 
 
 def _alive(viewer, layer) -> bool:
@@ -58,6 +60,7 @@ class ResultView:
         self.stack: C.StageStack | None = None
         self.err: C.ErrorStack | None = None
         self.frames_shown = 0  # frames the layer held at the last refresh
+        self.pending_step = None  # slider index to move to in the next event-loop turn
         self.limits_key = None  # what the contrast limits were set for
 
     # ------------------------------------------------------------------ lifetime
@@ -90,11 +93,13 @@ class ResultView:
                 metadata={C.META_KEY: dict(meta, kind="reconstruction")},
                 contrast_limits=C.display_limits(np.ones(1), reference))
             self.limits_key = None
-        else:
+        else:  # touch nothing on screen: a repaint now would delay the first stage by one repaint
             self.layer.metadata.setdefault(C.META_KEY, {}).update(meta, kind="reconstruction")
-            self.layer.visible = True
-        if _alive(self.viewer, self.err_layer) and (self.err is None or not self.err_layer.visible):
-            self.err_layer.data = np.zeros((1, *self.err_layer.data.shape[1:]), np.float32)  # stale: out of dims
+            if not self.layer.visible:
+                self.layer.visible = True
+        err = self.err_layer
+        if _alive(self.viewer, err) and (self.err is None or not err.visible) and err.data.shape[0] > 1:
+            err.data = np.zeros((1, *err.data.shape[1:]), np.float32)  # stale frames would stretch the slider
 
     # ------------------------------------------------------------------ streaming
     def refresh(self, limits_key, reference) -> bool:
@@ -106,21 +111,35 @@ class ResultView:
             return True
         axis = stage_axis(viewer, layer)
         follow = self.frames_shown == 0 or viewer.dims.current_step[axis] >= self.frames_shown - 1
+        if n == self.frames_shown and layer.data.base is self.stack.buf:
+            layer.refresh()  # the newest frame was overwritten in place: re-slice this layer only
+            if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
+                self.err.sync(self.stack)
+                self.err_layer.refresh()
+            return follow
         layer.data = self.stack.view
         if self.limits_key != limits_key:
             layer.contrast_limits = C.display_limits(self.stack.buf[0], reference)
             self.limits_key = limits_key
         if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
             self.err_layer.data = self.err.sync(self.stack)
-        if follow:
-            viewer.dims.set_current_step(stage_axis(viewer, layer), n - 1)
+        if follow:  # moving the slider re-slices every layer: do it in the next event-loop turn
+            self.pending_step = n - 1
+            QTimer.singleShot(0, self._follow)
         self.frames_shown = n
         return follow
 
+    def _follow(self) -> None:
+        step, self.pending_step = self.pending_step, None
+        if step is not None and _alive(self.viewer, self.layer):
+            self.viewer.dims.set_current_step(stage_axis(self.viewer, self.layer), step)
+
     def viewed_frame(self) -> int:
-        """Index of the frame the slider shows for this layer."""
+        """Index of the frame the slider shows (or is about to show) for this layer."""
         if not _alive(self.viewer, self.layer) or self.stack is None:
             return 0
+        if self.pending_step is not None:
+            return self.pending_step
         step = self.viewer.dims.current_step[stage_axis(self.viewer, self.layer)]
         return min(int(step), max(len(self.stack) - 1, 0))
 
@@ -159,24 +178,25 @@ class Panels:
         self.layers: list = []
 
     def arrange(self, entries: list[tuple[object, str]], panel_hw: tuple, fit: bool = True,
-                reserve_px: float = 48.0) -> None:
+                reserve_px: float = 64.0) -> None:
         """Place ``entries`` = [(layer or None, caption), ...] in slots; None leaves the slot empty
         (e.g. a method still running). ``reserve_px`` keeps room under the panels for the canvas
         overlay."""
         viewer = self.viewer
         canvas_hw = tuple(getattr(viewer.canvas, "size", (800, 800)))
-        offsets, label_h = C.panel_layout(len(entries), panel_hw, canvas_hw)
+        offsets, label_h = C.panel_layout(len(entries), panel_hw, canvas_hw, label_px=LABEL_PX, reserve_px=reserve_px)
         self.layers = []
         for (layer, _), yx in zip(entries, offsets):
             if layer is not None and _alive(viewer, layer):
                 set_translate(layer, yx)
-                layer.visible = True
+                if not layer.visible:
+                    layer.visible = True
                 self.layers.append(layer)
         h, w = float(panel_hw[0]), float(panel_hw[1])
         pos = [(y - label_h, x + 0.02 * w) for y, x in offsets]
         bottom = max(y for y, _ in offsets) + h
         right = max(x for _, x in offsets) + w
-        pos += [(bottom + reserve_px * label_h / 44.0, 0.0), (bottom, right)]  # extent: overlay room, right edge
+        pos += [(bottom + reserve_px * label_h / LABEL_PX, 0.0), (bottom, right)]  # extent: overlay room, right edge
         self._labels(np.array(pos, float), [c for _, c in entries] + ["", ""])
         if fit:
             self.fit((-label_h, 0.0), (pos[-2][0], right))
@@ -196,9 +216,9 @@ class Panels:
         if not _alive(self.viewer, self.points):
             active = self.viewer.layers.selection.active
             self.points = self.viewer.add_points(
-                pos, name=LABELS_NAME, size=0, face_color="transparent", border_width=0,
+                pos, name=LABELS_NAME, size=0, face_color="transparent", border_color="transparent", border_width=0,
                 features={"label": texts}, metadata={C.META_KEY: {"kind": "labels"}},
-                text={"string": "{label}", "anchor": "lower_left", "size": 11, "color": "white"})
+                text={"string": "{label}", "anchor": "lower_left", "size": 10, "color": "white"})
             if active is not None:  # keep the user's layer controls on the image, not the labels
                 self.viewer.layers.selection.active = active
         else:
@@ -227,5 +247,5 @@ class Panels:
             if _alive(self.viewer, layer):
                 set_translate(layer, (0.0, 0.0))
         self.layers = []
-        if _alive(self.viewer, self.points):
+        if _alive(self.viewer, self.points) and self.points.visible:
             self.points.visible = False

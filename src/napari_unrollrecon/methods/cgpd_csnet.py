@@ -62,7 +62,7 @@ _TRAIN_DEFAULTS = {
     "complex": False,
     "masks": ["cartesian"],  # families drawn uniformly per sample
     "center_fraction": [0.02, 0.08],  # ACS fraction drawn uniformly per sample (not for radial)
-    "checkpoint": False,  # recompute each stage in the backward pass (less memory, ~30 % slower)
+    "checkpoint": False,  # recompute each stage in the backward pass: ~1/3 of the memory, +1 forward
 }
 
 CONFIGS = {
@@ -264,12 +264,22 @@ def _uniform(rng: torch.Generator, lo: float, hi: float) -> float:
 
 
 def draw_mask(shape, rng: torch.Generator, config: dict) -> np.ndarray:
-    """One centred mask: a family from ``config["masks"]``, one of its kinds and ratios, a seed."""
-    families = config.get("masks", ["cartesian"])
-    unknown = [f for f in families if f not in MASK_FAMILIES]
-    if unknown or not families:
-        raise ValueError(f"unknown mask families {unknown or families} in the config; choose from {list(MASK_FAMILIES)}")
-    family = MASK_FAMILIES[families[_draw(rng, len(families))]]
+    """One centred mask: a family from ``config["masks"]``, one of its kinds and ratios, a seed.
+
+    A family is a name of :data:`MASK_FAMILIES` or ``file:PATTERN`` (published masks, ``{pct}`` =
+    ratio in percent; ratios from ``config["ratios"]``, default the Cartesian set), read through
+    :func:`~napari_unrollrecon.methods.learned.sample_masks`.
+    """
+    families = list(config.get("masks") or ["cartesian"])
+    unknown = [f for f in families if f not in MASK_FAMILIES and not f.startswith("file:")]
+    if unknown:
+        raise ValueError(f"unknown mask families {unknown} in the config; choose from "
+                         f"{list(MASK_FAMILIES)} or 'file:PATTERN' (e.g. file:/masks/mask_{{pct}}.mat)")
+    name = families[_draw(rng, len(families))]
+    if name.startswith("file:"):
+        ratios = config.get("ratios") or MASK_FAMILIES["cartesian"]["ratios"]
+        return learned.sample_masks(1, tuple(shape), [name], ratios, rng).mask[0].numpy()
+    family = MASK_FAMILIES[name]
     kind = family["kinds"][_draw(rng, len(family["kinds"]))]
     ratio = family["ratios"][_draw(rng, len(family["ratios"]))]
     cf = config.get("center_fraction")
@@ -411,39 +421,45 @@ def _resume_state(cache, key, start: int):
     return cache["inputs"][start]
 
 
+@torch.no_grad()
+def _coefficients(model, problem, params):
+    """(ratio, learned η, β, effective η, β) for the current parameters; (1, n_s) each."""
+    ratio = _condition_ratio(problem, params)
+    eta0, beta0 = model.coefficients([ratio])
+    eta_m, beta_m = _multipliers(params, model.n_stages, eta0.device)
+    return ratio, eta0, beta0, eta0 * eta_m, beta0 * beta_m
+
+
 def run(problem, params, cache=None, start=0):
     model, source = resolve_model(params["weights"], problem.device)
-    n_s, dev = model.n_stages, problem.device
-    start = int(start)
+    n_s, start = model.n_stages, int(start)
     if not 0 <= start <= n_s:
         raise ValueError(f"start must be a stage index in 0..{n_s}, got {start}")
     make = UpdateMaker(problem, params, total=n_s)
-    mask = problem.operator.mask.to(dev)
+    mask = problem.operator.mask.to(problem.device)
     key = _fingerprint(model, problem)
-    with torch.no_grad():
+    with torch.no_grad():  # not held across the yields below: grad mode is per thread
         y, x, scale = model.initial(problem.y.unsqueeze(0).to(torch.complex64), mask)
-        if start > 0:
-            x = _resume_state(cache, key, start)
-        elif cache is not None:
-            cache.clear()
-            cache.update(key=key, inputs={})
-        for l in range(start, n_s):
-            ratio = _condition_ratio(problem, params)
-            eta0, beta0 = model.coefficients([ratio])
-            eta_m, beta_m = _multipliers(params, n_s, dev)
-            eta, beta = eta0 * eta_m, beta0 * beta_m
-            if cache is not None:
-                cache["inputs"][l] = x
+    if start > 0:
+        x = _resume_state(cache, key, start)
+    elif cache is not None:
+        cache.clear()
+        cache.update(key=key, inputs={})
+    for l in range(start, n_s):
+        ratio, eta0, beta0, eta, beta = _coefficients(model, problem, params)
+        if cache is not None:
+            cache["inputs"][l] = x
+        with torch.no_grad():
             x, e = model.stages[l](x, y, mask, eta[:, l], beta[:, l])
             image = model.to_image(x, scale)[0]
-            extras = {"correction": _correction_view(model, e, scale)} if params["show_correction"] else {}
-            info = {"eta": float(eta[0, l]), "beta": float(beta[0, l]), "eta_learned": float(eta0[0, l]),
-                    "beta_learned": float(beta0[0, l]), "condition_ratio": ratio}
-            changes = yield make(l + 1, image, label=f"CGPD-CSNet stage {l + 1}/{n_s}", extras=extras, info=info)
-            params.apply(changes)
-        if cache is not None:
-            cache["inputs"][n_s] = x
-        image = model.to_image(x, scale)[0]
+        extras = {"correction": _correction_view(model, e, scale)} if params["show_correction"] else {}
+        info = {"eta": float(eta[0, l]), "beta": float(beta[0, l]), "eta_learned": float(eta0[0, l]),
+                "beta_learned": float(beta0[0, l]), "condition_ratio": ratio}
+        changes = yield make(l + 1, image, label=f"CGPD-CSNet stage {l + 1}/{n_s}", extras=extras, info=info)
+        params.apply(changes)
+    if cache is not None:
+        cache["inputs"][n_s] = x
+    image = model.to_image(x, scale)[0]
     return make.result(NAME, image, stages=n_s, meta={"weights": source, "config": dict(model.config)})
 
 
@@ -466,11 +482,10 @@ def _stage_params() -> tuple[Param, ...]:
 
 SPEC = MethodSpec(
     name=NAME,
-    title="CGPD-CSNet (learned, multi-ratio)",
+    title="CGPD-CSNet",
     modalities=("mri",),
     params=(
-        Param("weights", None, kind="path", label="weights",
-              help="CGPD-CSNet .safetensors weights with their model card; empty: the bundled weights"),
+        learned.WEIGHTS_PARAM,
         Param("condition_ratio", 0.0, low=0.0, high=1.0, live=True, label="ratio fed to CM (0 = realised)",
               help="sampling ratio given to the condition module; 0 uses the data's realised ratio"),
         Param("eta_scale", 1.0, low=0.0, high=10.0, live=True, label="η × (all stages)",

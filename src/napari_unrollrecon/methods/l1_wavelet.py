@@ -29,30 +29,32 @@ def _shrink(x, wt, detail, thresh, shift):
     return torch.roll(wt.inverse(c), shifts=(-shift[0], -shift[1]), dims=(-2, -1))
 
 
+# The decorator (unlike a `with` block) restores grad mode around every yield, so a paused run
+# never leaves autograd disabled in the consumer's thread.
+@torch.no_grad()
 def run(problem, params, cache=None, start=0):
     iters = int(params["iterations"])
     make = UpdateMaker(problem, params, total=iters)
     A, AH, y = normalised_operator(problem)
     ct = problem.modality == "ct"
     rng = torch.Generator().manual_seed(int(params["seed"]))
-    with torch.no_grad():
-        x = initial_estimate(problem)
-        x = x.real if ct else x
-        wt = Wavelet2D(x.shape, params["wavelet"], levels=int(params["levels"]), device=x.device)
-        detail = wt.detail_mask(x.device)
-        z, t = x.clone(), 1.0
-        for it in range(1, iters + 1):
-            thresh = params["lam"] * problem.scale
-            g = z - AH(A(z) - y)  # step 1/L with L = 1 after normalisation
-            g = g.real if ct else g
-            shift = tuple(int(v) for v in torch.randint(0, 2 ** wt.levels, (2,), generator=rng)) if params["cycle_spin"] else (0, 0)
-            x_new = _shrink(g, wt, detail, thresh, shift)
-            if ct and params["nonneg"]:
-                x_new = x_new.clamp_min(0)
-            t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
-            z = x_new + ((t - 1) / t_new) * (x_new - x)
-            x, t = x_new, t_new
-            params.apply((yield make(it, x, label=f"L1-wavelet iteration {it}/{iters}")))
+    x = initial_estimate(problem)
+    x = x.real if ct else x
+    wt = Wavelet2D(x.shape, params["wavelet"], levels=int(params["levels"]), device=x.device)
+    detail = wt.detail_mask(x.device)
+    z, t = x.clone(), 1.0
+    for it in range(1, iters + 1):
+        thresh = params["lam"] * problem.scale
+        g = z - AH(A(z) - y)  # step 1/L with L = 1 after normalisation
+        g = g.real if ct else g
+        shift = tuple(int(v) for v in torch.randint(0, 2 ** wt.levels, (2,), generator=rng)) if params["cycle_spin"] else (0, 0)
+        x_new = _shrink(g, wt, detail, thresh, shift)
+        if ct and params["nonneg"]:
+            x_new = x_new.clamp_min(0)
+        t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        z = x_new + ((t - 1) / t_new) * (x_new - x)
+        x, t = x_new, t_new
+        params.apply((yield make(it, x, label=f"L1-wavelet iteration {it}/{iters}")))
     return make.result(SPEC.name, x, stages=iters)
 
 

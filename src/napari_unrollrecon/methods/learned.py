@@ -26,12 +26,14 @@ Conventions for ``make_batch`` and ``loss`` (the training entry point relies on 
 
 * ``loss`` and ``predict`` run the network through ``model(...)`` (its ``forward``): under
   ``torch.distributed`` the model is wrapped in ``DistributedDataParallel``, which synchronises
-  gradients only for work done inside ``forward``. Use ``unwrap(model)`` to reach attributes.
-* ``make_batch`` draws everything random from the ``rng`` it is given (never the global RNG), so
-  a run is reproducible and resumable. MRI methods read the mask families and ratios from the
-  config keys ``masks`` (list of :data:`~napari_unrollrecon.physics.masks.MASK_KINDS`) and
-  ``ratios`` (fractions; a list shared by all families or a table per family) and draw them per
-  sample with :func:`sample_masks`.
+  gradients only for work done inside ``forward``. Attributes (``model.middle``) still work: the
+  trainer's wrapper falls through to the network; :func:`unwrap` returns the bare network.
+* ``make_batch`` draws everything random from the ``rng`` it is given (a CPU generator; never
+  the global RNG), so a run is reproducible and resumable. MRI methods conventionally take their
+  mask families from the config key ``masks``; :func:`sample_masks` draws a family, a ratio
+  (config ``ratios``: a list shared by all families or a table per family) and one of a pool of
+  seeded masks per sample, and reads published mask files (``file:`` families). A method may
+  define its own families instead (CGPD-CSNet names families with fixed ratio sets).
 
 :func:`save_weights` writes the file and card together (the card gets the file's sha256).
 """

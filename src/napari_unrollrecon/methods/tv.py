@@ -47,30 +47,32 @@ def _steps(ct: bool):
     return 0.99 * r / L, 0.99 / (r * L)
 
 
+# The decorator (unlike a `with` block) restores grad mode around every yield, so a paused run
+# never leaves autograd disabled in the consumer's thread.
+@torch.no_grad()
 def run(problem, params, cache=None, start=0):
     iters = int(params["iterations"])
     make = UpdateMaker(problem, params, total=iters)
     A, AH, y = normalised_operator(problem)
     ct = problem.modality == "ct"
-    with torch.no_grad():
-        x = initial_estimate(problem)
-        x = x.real.clamp_min(0) if ct else x
-        tw = params["time_weight"] if problem.modality == "dmri" else 0.0
-        tau, sigma = _steps(ct)
-        xbar, p, q = x.clone(), torch.zeros_like(y), torch.zeros_like(grad(x, tw))
-        for it in range(1, iters + 1):
-            lam = params["lam"] * problem.scale
-            p = (p + sigma * (A(xbar) - y)) / (1 + sigma)
-            q = _project_ball(q + sigma * grad(xbar, tw), lam)
-            x_new = x - tau * (AH(p) + grad_adjoint(q, tw))
-            if ct:
-                x_new = x_new.real.clamp_min(0) if params["nonneg"] else x_new.real
-            xbar, x = 2 * x_new - x, x_new
-            changes = yield make(it, x, label=f"TV iteration {it}/{iters}")
-            if params.apply(changes) and "time_weight" in params and problem.modality == "dmri":
-                tw = min(params["time_weight"], 1.0)
-                if q.shape[0] != grad(x, tw).shape[0]:
-                    q = torch.zeros_like(grad(x, tw))
+    x = initial_estimate(problem)
+    x = x.real.clamp_min(0) if ct else x
+    tw = params["time_weight"] if problem.modality == "dmri" else 0.0
+    tau, sigma = _steps(ct)
+    xbar, p, q = x.clone(), torch.zeros_like(y), torch.zeros_like(grad(x, tw))
+    for it in range(1, iters + 1):
+        lam = params["lam"] * problem.scale
+        p = (p + sigma * (A(xbar) - y)) / (1 + sigma)
+        q = _project_ball(q + sigma * grad(xbar, tw), lam)
+        x_new = x - tau * (AH(p) + grad_adjoint(q, tw))
+        if ct:
+            x_new = x_new.real.clamp_min(0) if params["nonneg"] else x_new.real
+        xbar, x = 2 * x_new - x, x_new
+        changes = yield make(it, x, label=f"TV iteration {it}/{iters}")
+        if params.apply(changes) and "time_weight" in params and problem.modality == "dmri":
+            tw = min(params["time_weight"], 1.0)
+            if q.shape[0] != grad(x, tw).shape[0]:
+                q = torch.zeros_like(grad(x, tw))
     return make.result(SPEC.name, x, stages=iters)
 
 

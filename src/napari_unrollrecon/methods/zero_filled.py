@@ -7,10 +7,12 @@ import torch
 from napari_unrollrecon.methods.base import MethodSpec, UpdateMaker
 
 
+# The decorator (unlike a `with` block) restores grad mode around every yield, so a paused run
+# never leaves autograd disabled in the consumer's thread.
+@torch.no_grad()
 def run(problem, params, cache=None, start=0):
     make = UpdateMaker(problem, params, total=1)
-    with torch.no_grad():
-        x = problem.operator.AH(problem.y)
+    x = problem.operator.AH(problem.y)
     yield make(1, x, label="zero-filled")
     return make.result(SPEC.name, x, stages=1)
 

@@ -17,9 +17,11 @@ wrapped in autograd functions that call each other, so gradients through ``A``/`
 
 Two backends compute the same model:
 
-* ``"sparse"`` (default): the operator is precomputed once per geometry, dtype and device as two
-  CSR matrices with int32 indices - ``A`` (rows = rays, pixels in order) and ``Aᵀ`` (rows =
-  pixels) - so both directions are a sparse matrix-vector product. The weights are built
+* ``"sparse"`` (what the default ``"auto"`` picks): the operator is precomputed once per
+  geometry, dtype and device as two CSR matrices with int32 indices - ``A`` (rows = rays) and
+  ``Aᵀ`` (rows = pixels) - so both directions are a sparse matrix product, a batch being its
+  columns (MKL on CPU, cuSPARSE on CUDA; on a CPU shared with other busy processes, one torch
+  thread is often faster: the threaded product stalls when a core is taken). The weights are built
   pixel-wise without sorting the samples: a pixel lies in the bilinear footprint of at most three
   consecutive rays and, on each, of at most three consecutive samples, so ``3 × 3`` candidates
   per pixel and view give every non-zero exactly once (~2.2 per pixel and view). Memory is
@@ -28,9 +30,10 @@ Two backends compute the same model:
   odd ``(2·(N//2)+1)²`` canvas). Views whose ``+90°`` partner is also in the set share one matrix
   and are applied to the image and its rotation as two columns. Matrices are cached
   module-wide (least recently used first out, :data:`SPARSE_CACHE_BYTES`), so operators of the
-  same geometry share them. 256², 60 views: 35 MB per copy, 512², 180 views: 420 MB per copy
-  (float32). Geometries whose matrices would exceed :data:`SPARSE_MAX_BYTES` use the grid
-  backend.
+  same geometry share them. Float32, both directions: 67 MB at 256², 60 views; 0.8 GB at 512²,
+  180 views (1.6 GB if no view had a +90° partner). Geometries whose matrices would exceed
+  :data:`SPARSE_MAX_BYTES` use the grid backend. Weights are those of the grid backend and of
+  skimage to rounding (relative 1e-15 in float64, 2e-7 in float32).
 * ``"grid"``: matrix-free rotate-and-sum with ``grid_sample`` for ``A`` and its native backward
   kernel for ``AH`` (the same weights up to rounding of the normalised coordinates). Little
   memory, ~10× slower on CPU.
@@ -64,11 +67,11 @@ BACKENDS = ("auto", "sparse", "grid")
 # Sparse backend: largest pair of matrices built for one operator, and total kept by the
 # module cache (operators keep their own matrices alive regardless).
 SPARSE_MAX_BYTES = 2 * 2**30
-SPARSE_CACHE_BYTES = 3 * 2**30
+SPARSE_CACHE_BYTES = 2 * 2**30
 _NNZ_PER_PIXEL_VIEW = 2.3  # measured 2.20-2.22 at 48²…512²; used only to estimate memory
 _BUILD_ELEMS = 2**21  # candidate weights evaluated per chunk while building
 
-# Working-set and cache budgets (elements / bytes); chosen so 512² × 180 views fits easily.
+# Grid backend working-set and cache budgets (elements / bytes); 512² × 180 views fits easily.
 _CHUNK_ELEMS = 2**24
 _CACHE_BYTES = 256 * 2**20
 _BILINEAR, _ZEROS = 0, 0  # grid_sample enum values for mode / padding_mode
@@ -159,7 +162,7 @@ def _slot_weights(di, dj, cos, sin, t_range, dtype):
     x0 = (cos * a + sin * b).to(dtype).unsqueeze(-1)
     y0 = (cos * b - sin * a).to(dtype).unsqueeze(-1)
     step = torch.arange(3, dtype=torch.float64, device=di.device)
-    k, m = step.repeat_interleave(3), step.repeat(3)
+    m, k = step.repeat_interleave(3), step.repeat(3)  # candidates in (sample, ray) order
     cos9, sin9 = cos.unsqueeze(-1), sin.unsqueeze(-1)
     wx = (x0 + (k * cos9 + m * sin9).to(dtype)).abs_().neg_().add_(1).clamp_min_(0)
     wy = (y0 + (m * cos9 - k * sin9).to(dtype)).abs_().neg_().add_(1).clamp_min_(0)
@@ -167,8 +170,8 @@ def _slot_weights(di, dj, cos, sin, t_range, dtype):
     lo, hi = t_range
     if float(t0.min()) < lo or float(t0.max()) + 2 > hi:  # only corners reach the last samples
         t = t0.unsqueeze(-1) + step
-        w = w * ((t >= lo) & (t <= hi)).to(dtype).unsqueeze(-2)
-    return s0.to(torch.int32), w.sum(-1)
+        w = w * ((t >= lo) & (t <= hi)).to(dtype).unsqueeze(-1)
+    return s0.to(torch.int32), w[..., 0, :] + w[..., 1, :] + w[..., 2, :]  # faster than sum(-2)
 
 
 def _stable_argsort(keys: torch.Tensor) -> torch.Tensor:
@@ -180,15 +183,44 @@ def _stable_argsort(keys: torch.Tensor) -> torch.Tensor:
 
 
 def _csr(counts, cols, vals, shape) -> torch.Tensor:
-    """CSR matrix from per-row counts and entries in row order; int32 indices when they fit."""
-    counts = torch.cat(counts)
+    """CSR matrix from per-row counts and entries in row order (lists of chunks or tensors)."""
+    counts, cols, vals = (torch.cat(a) if isinstance(a, list) else a for a in (counts, cols, vals))
     crow = torch.zeros(len(counts) + 1, dtype=torch.int64, device=counts.device)
     torch.cumsum(counts, 0, out=crow[1:])
-    index = torch.int32 if int(crow[-1]) < 2**31 else torch.int64
+    index = torch.int32 if int(crow[-1]) < 2**31 else torch.int64  # int32: MKL's fast path
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow.to(index), torch.cat(cols).to(index), torch.cat(vals),
-                                       size=shape, check_invariants=False)
+        return torch.sparse_csr_tensor(crow.to(index), cols.to(index), vals, size=shape,
+                                       check_invariants=False)
+
+
+class _Entries:
+    """CSR entries written chunk by chunk into one buffer (grown by copying when too small).
+
+    Large single buffers instead of lists of chunks joined at the end: the peak stays near the
+    final size, and freed chunks do not linger in the allocator's heap.
+    """
+
+    def __init__(self, capacity: int, dtype, device):
+        self.cols = torch.empty(max(capacity, 1), dtype=torch.int32, device=device)
+        self.vals = torch.empty(max(capacity, 1), dtype=dtype, device=device)
+        self.size = 0
+
+    def append(self, cols: torch.Tensor, vals: torch.Tensor) -> None:
+        end = self.size + len(cols)
+        if end > len(self.cols):
+            grown = max(end, int(1.25 * len(self.cols)))
+            self.cols = torch.cat((self.cols[:self.size], self.cols.new_empty(grown - self.size)))
+            self.vals = torch.cat((self.vals[:self.size], self.vals.new_empty(grown - self.size)))
+        self.cols[self.size:end] = cols
+        self.vals[self.size:end] = vals
+        self.size = end
+
+    def result(self):
+        cols, vals = self.cols[:self.size], self.vals[:self.size]
+        if self.size < 0.9 * len(self.cols):  # overestimated: do not keep the slack
+            cols, vals = cols.clone(), vals.clone()
+        return cols, vals
 
 
 def _ray_matrices(cos, sin, size, centre, n_det, n_samples, dtype, device):
@@ -199,28 +231,31 @@ def _ray_matrices(cos, sin, size, centre, n_det, n_samples, dtype, device):
     # A, a few views at a time (few large ops: small ones stall when another process holds a
     # core): a stable sort by (view, bin) keeps each ray's pixels in order.
     n_pix = size * size
-    pixel = torch.arange(n_pix, dtype=torch.int32, device=device).view(1, -1, 1)
     views = max(1, min(2**15 // n_det, _BUILD_ELEMS // (9 * n_pix)))
-    counts, cols, vals = [], [], []
+    counts = []
+    entries = _Entries(int(_NNZ_PER_PIXEL_VIEW * len(cos) * n_pix), dtype, device)
     for v0 in range(0, len(cos), views):
         c, s = (torch.as_tensor(np.asarray(a[v0:v0 + views]), device=device).view(-1, 1, 1)
                 for a in (cos, sin))
         s0, w = _slot_weights(d.view(1, 1, -1), d.view(1, -1, 1), c, s, t_range, dtype)
         bins, w = s0.view(len(c), -1, 1) + slots, w.view(len(c), -1, 3)
-        keep = (w > 0) & (bins >= 0) & (bins < n_det)
         local = torch.arange(len(c), dtype=torch.int32, device=device).view(-1, 1, 1) * n_det
-        key = (bins + local)[keep]
-        order = _stable_argsort(key)
+        key = (bins + local).view(-1)
+        kept = ((w > 0) & (bins >= 0) & (bins < n_det)).view(-1).nonzero().squeeze(1)
+        key = key[kept]
+        kept = kept[_stable_argsort(key)]
         counts.append(torch.bincount(key, minlength=len(c) * n_det))
-        cols.append(pixel.expand_as(keep)[keep][order])
-        vals.append(w[keep][order])
-    matrix = _csr(counts, cols, vals, (len(cos) * n_det, n_pix))
-    # Aᵀ, chunks of pixels over all views: entries come out in (view, bin) order by construction.
+        entries.append((kept % (3 * n_pix)).div_(3, rounding_mode="floor"), w.view(-1)[kept])
+    matrix = _csr(counts, *entries.result(), (len(cos) * n_det, n_pix))
+    del entries
+    # Aᵀ, chunks of pixels over all views: entries come out in (view, bin) order by construction,
+    # and they are A's, so their number is known.
     cos_t = torch.as_tensor(np.asarray(cos), device=device).view(1, -1)
     sin_t = torch.as_tensor(np.asarray(sin), device=device).view(1, -1)
     first = (torch.arange(len(cos), dtype=torch.int32, device=device) * n_det).view(1, -1, 1) + slots
     step = max(1, _BUILD_ELEMS // (9 * len(cos)))
-    counts, cols, vals = [], [], []
+    counts = []
+    entries = _Entries(matrix._nnz(), dtype, device)
     for p0 in range(0, n_pix, step):
         p = torch.arange(p0, min(p0 + step, n_pix), device=device)
         s0, w = _slot_weights(d[p % size].view(-1, 1), d[p // size].view(-1, 1), cos_t, sin_t,
@@ -228,9 +263,11 @@ def _ray_matrices(cos, sin, size, centre, n_det, n_samples, dtype, device):
         bins = s0.unsqueeze(-1) + slots
         keep = (w > 0) & (bins >= 0) & (bins < n_det)
         counts.append(keep.sum((1, 2)))
-        cols.append((s0.unsqueeze(-1) + first)[keep])
-        vals.append(w[keep])
-    transpose = _csr(counts, cols, vals, (n_pix, len(cos) * n_det))
+        kept = keep.view(-1).nonzero().squeeze(1)
+        entries.append((s0.unsqueeze(-1) + first).view(-1)[kept], w.view(-1)[kept])
+    if entries.size != matrix._nnz():  # same weights, so the same entries: a mismatch is a bug
+        raise RuntimeError(f"sparse CT build: Aᵀ has {entries.size} entries but A {matrix._nnz()}")
+    transpose = _csr(counts, *entries.result(), (n_pix, len(cos) * n_det))
     return matrix, transpose
 
 
@@ -264,13 +301,24 @@ def _pair_views(angles: np.ndarray):
 
 @dataclass
 class _SparseProjector:
-    """Cached CSR matrices of one geometry: paired views on the canvas, single views on the image."""
+    """Cached CSR matrices of one geometry and the index maps that apply them.
 
-    base: torch.Tensor      # view indices whose +90° partner shares their matrix
-    partner: torch.Tensor
-    single: torch.Tensor
-    pair: tuple | None      # (A, Aᵀ) on the (2c+1)² canvas for the base views
-    alone: tuple | None     # (A, Aᵀ) on the N² image for the single views
+    Paired views: one matrix on the ``M × M`` canvas (``M = 2c + 1``), applied to two canvases -
+    the image and the image turned by 90° - as the two column blocks of one product. Single
+    views: a matrix on the image itself. Each direction is one gather in, one sparse product,
+    one gather out: few large operations, which keeps a busy shared CPU from stalling them.
+    """
+
+    pair: tuple | None          # (A, Aᵀ) of the base views on the canvas
+    alone: tuple | None         # (A, Aᵀ) of the single views on the image
+    # Flat gather indices (rows of (n, C) blocks); see RadonOperator._build_sparse.
+    canvas_in: torch.Tensor     # image pixel (N² = zero) -> (canvas pixel, canvas 0/1)
+    pair_out: torch.Tensor      # (base row, bin, canvas) -> (pair view, bin)
+    pair_in: torch.Tensor       # sinogram (view, bin) -> (base row, bin, canvas)
+    canvas_out: torch.Tensor    # (canvas pixel, canvas) -> (image pixel, canvas 0/1)
+    single_in: torch.Tensor     # sinogram (view, bin) -> (single row, bin)
+    pair_views: torch.Tensor    # sinogram views the pair matrix serves, ascending
+    single: torch.Tensor        # sinogram views of the single matrix, in its row order
 
     @property
     def nbytes(self) -> int:
@@ -286,16 +334,31 @@ class _SparseProjector:
         return sum(mats[0]._nnz() for mats in (self.pair, self.alone) if mats)
 
 
+def _canvas_maps(n: int, centre: int):
+    """Index maps between the ``n × n`` image and the two ``(2c+1)²`` canvases (see above).
+
+    Canvas 0 holds the image as is, canvas 1 the image turned so that ``x'[j, i] = x[2c - i, j]``
+    (the +90° view of ``x`` is the base view of ``x'``).
+    """
+    size = 2 * centre + 1
+    j, i = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    straight = np.where((j < n) & (i < n), j * n + i, n * n)
+    r = 2 * centre - i  # image row that lands on canvas-1 pixel (j, i); its column is j
+    turned = np.where((r >= 0) & (r < n) & (j < n), r * n + j, n * n)
+    rows, cols = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    image_pos = np.stack([rows * size + cols, cols * size + 2 * centre - rows], axis=-1)
+    return (np.stack([straight.ravel(), turned.ravel()], axis=-1), image_pos.reshape(-1, 2))
+
+
 _SPARSE_CACHE: "OrderedDict[tuple, _SparseProjector]" = OrderedDict()
 _SPARSE_LOCK = threading.Lock()
 
 
-def _spmv(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``(K, n) -> (K, m)``: rows of ``x`` times a CSR matrix (matrix-vector for one row, as it is
-    ~2× faster than a one-column product with MKL)."""
-    if x.shape[0] == 1:
-        return (matrix @ x[0]).unsqueeze(0)
-    return (matrix @ x.T.contiguous()).T
+def _spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """CSR matrix times a dense ``(n, K)`` block; one column goes as a vector (~2× faster)."""
+    if x.shape[1] == 1:
+        return (matrix @ x[:, 0]).unsqueeze(1)
+    return matrix @ x
 
 
 # --------------------------------------------------------------------------- autograd wrappers
@@ -398,7 +461,8 @@ class RadonOperator:
         return "sparse" if self.sparse_bytes_estimate(torch.float32) <= SPARSE_MAX_BYTES else "grid"
 
     def sparse_bytes_estimate(self, dtype=torch.float32) -> int:
-        """Approximate memory of the sparse backend's matrices (both directions) in bytes."""
+        """Memory of the sparse backend's matrices (both directions) in bytes, estimated from
+        the views it must store (a +90° partner costs nothing); a slight overestimate."""
         base, _, single = _pair_views(self.angles)
         views = len(base) + len(single)
         nnz = _NNZ_PER_PIXEL_VIEW * views * self.image_size**2
@@ -594,53 +658,58 @@ class RadonOperator:
             pair = _ray_matrices(np.cos(theta[base]), np.sin(theta[base]), 2 * c + 1, c, *geometry)
         if len(single):
             alone = _ray_matrices(np.cos(theta[single]), np.sin(theta[single]), n, c, *geometry)
-        index = [torch.as_tensor(i, device=self.device) for i in (base, partner, single)]
-        return _SparseProjector(*index, pair=pair, alone=alone)
-
-    def _canvas(self, x: torch.Tensor, rotate: bool) -> torch.Tensor:
-        """(C, N, N) -> (C, M²) on the (M = 2c+1)² canvas centred on c, optionally turned by 90°.
-
-        The turned image is ``x'[j, i] = x[2c - i, j]``, so that the +90° view of ``x`` is the
-        base view of ``x'`` (the lattice of view θ+90° is that of view θ under this turn).
-        """
-        n, size = self.image_size, 2 * (self.image_size // 2) + 1
-        shift = size - n if rotate else 0  # even N: the turned image starts at column 1
-        if rotate:
-            x = x.transpose(-1, -2).flip(-1)
-        return F.pad(x, (shift, size - n - shift, 0, size - n)).reshape(x.shape[0], -1)
-
-    def _uncanvas(self, x: torch.Tensor, rotate: bool) -> torch.Tensor:
-        """Adjoint of :meth:`_canvas`: (C, M²) -> (C, N, N)."""
-        n, size = self.image_size, 2 * (self.image_size // 2) + 1
-        shift = size - n if rotate else 0
-        x = x.reshape(-1, size, size)[:, :n, shift:shift + n]
-        return x.flip(-1).transpose(-1, -2) if rotate else x
+        canvas_src, image_pos = _canvas_maps(n, c)
+        bins = np.arange(self.n_detectors)
+        pair_rows = np.stack([base, partner], axis=-1)  # (Vb, 2) sinogram views
+        pair_views = np.sort(pair_rows.ravel())
+        row = np.zeros(self.n_views, dtype=np.int64)  # base row serving each view
+        turned = np.zeros(self.n_views, dtype=np.int64)  # 1 if through the turned canvas
+        row[base] = row[partner] = np.arange(len(base))
+        turned[partner] = 1
+        row, turned = row[pair_views, None], turned[pair_views, None]
+        index = dict(
+            canvas_in=canvas_src.ravel(),
+            pair_out=((row * self.n_detectors + bins) * 2 + turned).ravel(),
+            pair_in=(pair_rows[:, None, :] * self.n_detectors + bins[:, None]).ravel(),
+            canvas_out=(image_pos * 2 + np.arange(2)).ravel(),
+            single_in=(single[:, None] * self.n_detectors + bins).ravel(),
+            pair_views=pair_views, single=single)
+        index = {k: torch.as_tensor(v, dtype=torch.int64, device=self.device) for k, v in index.items()}
+        return _SparseProjector(pair=pair, alone=alone, **index)
 
     def _project_sparse(self, x: torch.Tensor) -> torch.Tensor:
         mats = self._matrices(x.dtype)
-        channels = x.shape[0]
-        out = x.new_empty(channels, self.n_views, self.n_detectors)
+        channels, n_det = x.shape[0], self.n_detectors
+        pixels = x.reshape(channels, -1).T  # (N², C): a batch is the columns of one product
         if mats.pair is not None:
-            both = torch.cat((self._canvas(x, False), self._canvas(x, True)))
-            y = _spmv(mats.pair[0], both).reshape(2, channels, -1, self.n_detectors)
-            out[:, mats.base], out[:, mats.partner] = y[0], y[1]
+            padded = F.pad(pixels, (0, 0, 0, 1))  # row N² reads zero (canvas pixels off the image)
+            canvases = padded.index_select(0, mats.canvas_in).view(-1, 2 * channels)
+            y = _spmm(mats.pair[0], canvases).view(-1, channels).index_select(0, mats.pair_out)
+            paired = y.T.reshape(channels, -1, n_det)
+            if mats.alone is None:
+                return paired
+        out = x.new_empty(channels, self.n_views, n_det)
+        if mats.pair is not None:
+            out[:, mats.pair_views] = paired
         if mats.alone is not None:
-            y = _spmv(mats.alone[0], x.reshape(channels, -1))
-            out[:, mats.single] = y.reshape(channels, -1, self.n_detectors)
+            y = _spmm(mats.alone[0], pixels.contiguous())
+            out[:, mats.single] = y.T.reshape(channels, -1, n_det)
         return out
 
     def _backproject_sparse(self, y: torch.Tensor) -> torch.Tensor:
         mats = self._matrices(y.dtype)
         channels = y.shape[0]
-        x = y.new_zeros(channels, *self.image_shape)
+        rays = y.reshape(channels, -1).T  # (V·D, C)
+        x = None
         if mats.pair is not None:
-            both = torch.cat((y[:, mats.base].reshape(channels, -1),
-                              y[:, mats.partner].reshape(channels, -1)))
-            canvas = _spmv(mats.pair[1], both)
-            x += self._uncanvas(canvas[:channels], False) + self._uncanvas(canvas[channels:], True)
+            rows = rays.index_select(0, mats.pair_in).view(-1, 2 * channels)
+            canvases = _spmm(mats.pair[1], rows).view(-1, channels)
+            both = canvases.index_select(0, mats.canvas_out).view(-1, 2, channels)
+            x = both[:, 0] + both[:, 1]
         if mats.alone is not None:
-            x += _spmv(mats.alone[1], y[:, mats.single].reshape(channels, -1)).reshape(x.shape)
-        return x
+            part = _spmm(mats.alone[1], rays.index_select(0, mats.single_in))
+            x = part if x is None else x + part
+        return x.T.reshape(channels, *self.image_shape)
 
     def _project_grid(self, x: torch.Tensor) -> torch.Tensor:
         """(C, N, N) -> (C, V, D): bilinear samples along each ray, summed."""
