@@ -126,7 +126,8 @@ def idle_repaint_ms(viewer, app, n: int = 5) -> float:
     return round(1000 * float(np.median(times)), 1)
 
 
-def measure(viewer, dock, app, method: str, params: dict, first: _FirstStage, calls: list, timeout: float = 300) -> dict:
+def measure(viewer, dock, app, method: str, params: dict, first: _FirstStage, calls: list,
+            timeout: float = 300) -> dict:
     from qtpy.QtCore import QTimer
 
     idx = dock.method_combo.findData(method)
@@ -193,8 +194,6 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=4, help="runs per method (the first is 'cold')")
     ap.add_argument("--dock", nargs="*", default=[], help="module:Class of other dock versions to measure too")
-    ap.add_argument("--switch-interval", type=float, default=None,
-                    help="diagnosis: sys.setswitchinterval (s) - how long the worker may hold the GIL")
     ap.add_argument("--no-pbar", action="store_true",
                     help="diagnosis: measure without napari's progress bar (the dock always shows one)")
     args = ap.parse_args(argv)
@@ -207,10 +206,6 @@ def main(argv=None):
     from napari_unrollrecon.engine import registry
 
     torch.set_num_threads(args.threads)
-    if args.switch_interval:
-        import sys
-
-        sys.setswitchinterval(args.switch_interval)
     _time_worker_first_frame()
     load0 = f"{os.getloadavg()[0]:.1f}"
     learned = [n for n in registry.names() if _safe_learned(registry, n)]

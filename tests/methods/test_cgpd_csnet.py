@@ -190,7 +190,7 @@ def test_registered():
     assert registry.get("cgpd-csnet") is C.SPEC
     assert C.SPEC.learned and C.SPEC.resumable and C.SPEC.modalities == ("mri",)
     stages = {p.name: p.stage for p in C.SPEC.params}
-    assert stages["eta_scale_1"] == 0 and stages["beta_scale_13"] == 12 and stages["eta_scale"] is None
+    assert stages["eta_scale_1"] == 1 and stages["beta_scale_13"] == 13 and stages["eta_scale"] is None  # 1-based
 
 
 def test_streams_one_update_per_stage_with_live_changes(mri):
@@ -228,11 +228,12 @@ def test_resume_from_a_middle_stage(mri):
     with C.model_override(tiny_model(n_s=4)):
         cache = StageCache()
         _, full = _final(problem, cache=cache)
-        ups, same = _final(problem, cache=cache, start=2)
+        ups, same = _final(problem, cache=cache, start=3)  # 1-based: recompute stages 3..4
         assert [u.stage for u in ups] == [3, 4]
         assert np.array_equal(same, full)  # nothing changed: the exact same result
-        changed = {"eta_scale_3": 2.5}  # declared stage=2: stages 1-2 are reused
-        ups, resumed = _final(problem, changed, cache=cache, start=2)
+        changed = {"eta_scale_3": 2.5}
+        assert C.SPEC.params[[p.name for p in C.SPEC.params].index("eta_scale_3")].stage == 3
+        ups, resumed = _final(problem, changed, cache=cache, start=3)  # stages 1-2 are reused
         assert not np.allclose(resumed, full)
         assert np.array_equal(resumed, _final(problem, changed)[1])  # = a full run with the change
         with pytest.raises(ValueError, match="cannot resume"):

@@ -237,6 +237,9 @@ def test_param_defaults_follow_the_modality_and_keep_edits(dock, qtbot, phantom)
     assert widget.param_form.value("steps") == 7
     _set_modality(widget, "ct")
     assert widget.param_form.value("weight") == pytest.approx(3 * ct)
+    widget.defaults_button.click()  # back to CT's defaults
+    assert widget.param_form.value("weight") == pytest.approx(ct) and widget.param_form.value("steps") == 5
+    widget.param_form.set_value("weight", 3 * ct)
     # a run uses what the form shows
     widget.run()
     assert widget.worker is not None, widget.status.text()

@@ -167,6 +167,8 @@ def test_param_edits_are_per_modality_only_where_defaults_differ(dummy_method):
     assert edits.values(dummy_method, "ct")["weight"] == 0.5
     assert edits.values(dummy_method, "mri")["weight"] == dummy_method.defaults("mri")["weight"]
     assert edits.values(dummy_method, "mri")["steps"] == edits.values(dummy_method, "ct")["steps"] == 9
+    edits.forget(dummy_method, "ct")
+    assert edits.values(dummy_method, "ct") == dummy_method.defaults("ct")
 
 
 def test_missing_weights_is_declared_by_path_params(dummy_method, monkeypatch):

@@ -403,6 +403,11 @@ class ParamEdits:
                 out[p.name] = self._edits[key]
         return out
 
+    def forget(self, spec, modality: str | None) -> None:
+        """Back to the defaults: drop the edits of ``spec`` that apply to ``modality``."""
+        for p in spec.params:
+            self._edits.pop(self._key(spec, p.name, modality), None)
+
     def values(self, spec, modality: str | None) -> dict:
         """The modality's defaults overlaid with the user's edits."""
         return {**spec.defaults(modality), **self.edited(spec, modality)}
@@ -497,7 +502,8 @@ class StageStack:
         if not self.stages:
             return ""
         m = self.metrics[self._clip(index)]
-        parts = ([f"PSNR {m['psnr']:.2f} dB"] if "psnr" in m else []) + ([f"SSIM {m['ssim']:.3f}"] if "ssim" in m else [])
+        parts = [f"PSNR {m['psnr']:.2f} dB"] if "psnr" in m else []
+        parts += [f"SSIM {m['ssim']:.3f}"] if "ssim" in m else []
         return " · ".join(parts)
 
     def caption(self, index: int) -> str:

@@ -163,7 +163,10 @@ class ReconWidget(QWidget):
         self.method_combo = QComboBox()
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.defaults_button = QPushButton("defaults")
+        self.defaults_button.setToolTip("reset this method's parameters to the defaults for the current modality")
         row.addWidget(self.method_combo, 3)
+        row.addWidget(self.defaults_button)
         row.addWidget(QLabel("device"))
         row.addWidget(self.device_combo, 1)
         v.addLayout(row)
@@ -232,6 +235,7 @@ class ReconWidget(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.compare_button.clicked.connect(self.compare)
         self.side_check.toggled.connect(self._side_by_side_changed)
+        self.defaults_button.clicked.connect(self.reset_params)
         self._modality = None
         self._method_names = ()
         self._modality_changed()
@@ -325,7 +329,8 @@ class ReconWidget(QWidget):
         for spec in specs:
             self.method_combo.addItem(spec.title + ("  [learned]" if spec.learned else ""), spec.name)
         names = [s.name for s in specs]
-        default = current if current in names else next((n for n in ("tv", "fbp") if n in names), names[0] if names else None)
+        fallback = next((n for n in ("tv", "fbp") if n in names), names[0] if names else None)
+        default = current if current in names else fallback
         if default:
             self.method_combo.setCurrentIndex(names.index(default))
         self.method_combo.blockSignals(False)
@@ -370,6 +375,15 @@ class ReconWidget(QWidget):
         self.param_form.build(spec, self.edits.values(spec, self._modality), hints)
         self._fit_form()
         self._describe_method(spec)
+
+    def reset_params(self) -> None:
+        """Show the current modality's defaults again (the user's edits for it are dropped)."""
+        name = self.method_combo.currentData()
+        if name:
+            from napari_unrollrecon.engine import registry
+
+            self.edits.forget(registry.get(name), self._modality)
+            self._method_changed()
 
     def _describe_method(self, spec) -> None:
         info = spec.description
@@ -533,7 +547,8 @@ class ReconWidget(QWidget):
         except (ValueError, ImportError) as exc:
             self.realised_label.setText(f"mask: {exc}")
             return
-        self.realised_label.setText(f"realised ratio {np.mean(mask != 0):.3f} (acceleration ×{1 / max(np.mean(mask != 0), 1e-9):.1f})")
+        ratio = float(np.mean(mask != 0))
+        self.realised_label.setText(f"realised ratio {ratio:.3f} (acceleration ×{1 / max(ratio, 1e-9):.1f})")
         preview = self._layer(self.mask_preview_name)
         if not self.preview_check.isChecked():
             if preview is not None:
@@ -810,11 +825,8 @@ class ReconWidget(QWidget):
         self._running_ui(False)
         a = self.active or {}
         view = a.get("view")
-        if view is not None and not a.get("compare") and view.stack is not None and len(view.stack) == 0 \
-                and view.layer is not None and view.layer in self.viewer.layers and view.frames_shown == 0 \
-                and not view.layer.metadata.get(C.META_KEY, {}).get("stages"):
-            self.viewer.layers.remove(view.layer)  # created for a run that produced nothing
-            self.views.pop(a["spec"].name, None)
+        if view is not None and not a.get("compare") and view.discard_if_empty():
+            self.views.pop(a["spec"].name, None)  # its layer was made for a run that produced nothing
             self.shown = None
         if self.pending_rerun:
             self.pending_rerun = False
@@ -849,7 +861,6 @@ class ReconWidget(QWidget):
             entries.append((view.ensure_error_layer(visible=True),
                             f"|error| = |result − reference|\n0 – {int(100 * V.ERROR_CONTRAST)}% of range"))
         self.panels.arrange(entries, a["shape"][-2:])
-        a["panel_slots"] = len(entries)
 
     def _reference_panel(self, ref: np.ndarray, a: dict):
         """Our copy of the reference, so panels never move the user's own layer."""
@@ -858,11 +869,11 @@ class ReconWidget(QWidget):
         if self.ref_panel is None or self.ref_panel not in self.viewer.layers or self.ref_panel.ndim != ref.ndim:
             self.ref_panel = self.viewer.add_image(ref, name="reference", contrast_limits=lim, metadata=meta)
         else:
-            if self.ref_panel.data is not ref:
+            old = self.ref_panel.data
+            if old.shape != ref.shape or not np.array_equal(old, ref):
                 self.ref_panel.data = ref
                 self.ref_panel.contrast_limits = lim
             self.ref_panel.metadata.update(meta)
-            self.ref_panel.visible = True
         return self.ref_panel
 
     # ================================================================== live tweaks
@@ -883,7 +894,8 @@ class ReconWidget(QWidget):
                 a["sent"].update(now)
                 a["values"].update(now)
                 self.worker.send(dict(a["sent"]))  # the worker keeps only the latest send: send all
-                self._say(f"sent {', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in now.items())} to the running method")
+                sent = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in now.items())
+                self._say(f"sent {sent} to the running method")
             if later:
                 self._say(f"{', '.join(sorted(later))} will apply when the run is repeated")
                 self.pending_rerun = True
@@ -1033,8 +1045,8 @@ class ReconWidget(QWidget):
             m = r.metrics
             cells = [title, f"{m['psnr']:.2f}" if m else "–", f"{m.get('ssim', float('nan')):.4f}" if m else "–",
                      f"{r.seconds:.2f}"]
-            caption = f"{title}\n" + (f"{m['psnr']:.2f} dB · SSIM {m.get('ssim', float('nan')):.3f}" if m else "no reference") \
-                + f" · {r.seconds:.1f} s"
+            score = f"{m['psnr']:.2f} dB · SSIM {m.get('ssim', float('nan')):.3f}" if m else "no reference"
+            caption = f"{title}\n{score} · {r.seconds:.1f} s"
             meta = {"kind": "compare", "method": r.method, "title": title, "params": dict(r.params),
                     "metrics": dict(m), "seconds": r.seconds, "source": a["source"], "mask": a["mask"],
                     "problem": dict(outcome.prepared.meta), "compare": a["tag"]}
@@ -1052,19 +1064,20 @@ class ReconWidget(QWidget):
             self.report(f"✓ compared {len(a['titles'])} methods on '{a['source']}': labelled panels on the "
                         "canvas, table below", error=False)
 
-    def _hide_our_layers(self, keep: tuple = ()) -> None:
+    def _hide_our_layers(self) -> None:
         """Hide our earlier outputs (never the user's layers) so the new ones are not covered."""
         for layer in self._our_layers():
-            if layer.metadata[C.META_KEY].get("kind") not in keep and layer.visible:
+            if layer.visible:
                 layer.visible = False
-        if "labels" not in keep:
-            self.panels.clear()
+        self.panels.clear()
 
     # ================================================================== teardown
     def closeEvent(self, event):  # noqa: N802 - Qt API
         if self.worker is not None:
             self.worker.quit()
         self.viewer.dims.events.current_step.disconnect(self._on_dims)
+        for ev in ("inserted", "removed", "moved"):
+            getattr(self.viewer.layers.events, ev).disconnect(self._refresh_layers)
         super().closeEvent(event)
 
 

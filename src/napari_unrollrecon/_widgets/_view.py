@@ -61,6 +61,7 @@ class ResultView:
         self.err: C.ErrorStack | None = None
         self.frames_shown = 0  # frames the layer held at the last refresh
         self.pending_step = None  # slider index to move to in the next event-loop turn
+        self._step_was = None  # where the slider was when that move was planned
         self.limits_key = None  # what the contrast limits were set for
 
     # ------------------------------------------------------------------ lifetime
@@ -89,7 +90,8 @@ class ResultView:
         self.frames_shown = len(self.stack)
         if not _alive(self.viewer, self.layer):
             self.layer = self.viewer.add_image(
-                np.zeros((1, *image_shape), np.float32), name=self.name, axis_labels=spatial_labels(len(image_shape) + 1),
+                np.zeros((1, *image_shape), np.float32), name=self.name,
+                axis_labels=spatial_labels(len(image_shape) + 1),
                 metadata={C.META_KEY: dict(meta, kind="reconstruction")},
                 contrast_limits=C.display_limits(np.ones(1), reference))
             self.limits_key = None
@@ -111,7 +113,7 @@ class ResultView:
             return True
         axis = stage_axis(viewer, layer)
         follow = self.frames_shown == 0 or viewer.dims.current_step[axis] >= self.frames_shown - 1
-        if n == self.frames_shown and layer.data.base is self.stack.buf:
+        if n == self.frames_shown and layer.data.shape[0] == n and layer.data.base is self.stack.buf:
             layer.refresh()  # the newest frame was overwritten in place: re-slice this layer only
             if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
                 self.err.sync(self.stack)
@@ -124,23 +126,26 @@ class ResultView:
         if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
             self.err_layer.data = self.err.sync(self.stack)
         if follow:  # moving the slider re-slices every layer: do it in the next event-loop turn
-            self.pending_step = n - 1
+            self.pending_step, self._step_was = n - 1, viewer.dims.current_step[axis]
             QTimer.singleShot(0, self._follow)
         self.frames_shown = n
         return follow
 
     def _follow(self) -> None:
         step, self.pending_step = self.pending_step, None
-        if step is not None and _alive(self.viewer, self.layer):
-            self.viewer.dims.set_current_step(stage_axis(self.viewer, self.layer), step)
+        if step is None or not _alive(self.viewer, self.layer):
+            return
+        axis = stage_axis(self.viewer, self.layer)
+        if self.viewer.dims.current_step[axis] == self._step_was:  # unless the user moved it meanwhile
+            self.viewer.dims.set_current_step(axis, step)
 
     def viewed_frame(self) -> int:
         """Index of the frame the slider shows (or is about to show) for this layer."""
         if not _alive(self.viewer, self.layer) or self.stack is None:
             return 0
-        if self.pending_step is not None:
-            return self.pending_step
         step = self.viewer.dims.current_step[stage_axis(self.viewer, self.layer)]
+        if self.pending_step is not None and step == self._step_was:
+            return self.pending_step
         return min(int(step), max(len(self.stack) - 1, 0))
 
     # ------------------------------------------------------------------ |error|
@@ -164,6 +169,15 @@ class ResultView:
     def _error_shown(self, event=None) -> None:
         if self.err_layer is not None and self.err_layer.visible and self.err is not None and self.stack is not None:
             self.err_layer.data = self.err.sync(self.stack)
+
+    def discard_if_empty(self) -> bool:
+        """Remove the layers if they were made for a run that failed before its first stage."""
+        if self.frames_shown or (self.stack is not None and len(self.stack)) or not _alive(self.viewer, self.layer) \
+                or self.layer.metadata.get(C.META_KEY, {}).get("stages"):
+            return False
+        for layer in self.layers():
+            self.viewer.layers.remove(layer)
+        return True
 
     def layers(self) -> list:
         return [lay for lay in (self.layer, self.err_layer) if _alive(self.viewer, lay)]

@@ -412,13 +412,14 @@ def _fingerprint(model, problem) -> tuple:
     return (id(model), tuple(y.shape), float(y.abs().sum()), float(problem.operator.mask.sum()))
 
 
-def _resume_state(cache, key, start: int):
-    if cache is None or cache.get("key") != key or start not in cache.get("inputs", {}):
+def _resume_state(cache, key, first: int):
+    """Cached input of the 0-based stage ``first``."""
+    if cache is None or cache.get("key") != key or first not in cache.get("inputs", {}):
         raise ValueError(
-            f"cannot resume CGPD-CSNet at stage {start + 1}: the cache holds no state for this model "
+            f"cannot resume CGPD-CSNet at stage {first + 1}: the cache holds no state for this model "
             "and data at that stage; run again from the start (start=0)"
         )
-    return cache["inputs"][start]
+    return cache["inputs"][first]
 
 
 @torch.no_grad()
@@ -432,20 +433,21 @@ def _coefficients(model, problem, params):
 
 def run(problem, params, cache=None, start=0):
     model, source = resolve_model(params["weights"], problem.device)
-    n_s, start = model.n_stages, int(start)
-    if not 0 <= start <= n_s:
-        raise ValueError(f"start must be a stage index in 0..{n_s}, got {start}")
+    n_s = model.n_stages
+    if not 0 <= int(start) <= n_s:
+        raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
+    first = max(int(start), 1) - 1  # protocol: 1-based stage to recompute from; 0 or 1 = all
     make = UpdateMaker(problem, params, total=n_s)
     mask = problem.operator.mask.to(problem.device)
     key = _fingerprint(model, problem)
     with torch.no_grad():  # not held across the yields below: grad mode is per thread
         y, x, scale = model.initial(problem.y.unsqueeze(0).to(torch.complex64), mask)
-    if start > 0:
-        x = _resume_state(cache, key, start)
+    if first > 0:
+        x = _resume_state(cache, key, first)
     elif cache is not None:
         cache.clear()
         cache.update(key=key, inputs={})
-    for l in range(start, n_s):
+    for l in range(first, n_s):
         ratio, eta0, beta0, eta, beta = _coefficients(model, problem, params)
         if cache is not None:
             cache["inputs"][l] = x
@@ -473,9 +475,9 @@ def _correction_view(model, e, scale) -> np.ndarray:
 def _stage_params() -> tuple[Param, ...]:
     out = []
     for l in range(MAX_STAGE_PARAMS):
-        out.append(Param(f"eta_scale_{l + 1}", 1.0, low=0.0, high=10.0, live=True, stage=l,
+        out.append(Param(f"eta_scale_{l + 1}", 1.0, low=0.0, high=10.0, live=True, stage=l + 1,
                          label=f"η × stage {l + 1}", help=f"multiplier on the learned step length of stage {l + 1}"))
-        out.append(Param(f"beta_scale_{l + 1}", 1.0, low=0.0, high=10.0, live=True, stage=l,
+        out.append(Param(f"beta_scale_{l + 1}", 1.0, low=0.0, high=10.0, live=True, stage=l + 1,
                          label=f"β × stage {l + 1}", help=f"multiplier on the learned noise level of stage {l + 1}"))
     return tuple(out)
 

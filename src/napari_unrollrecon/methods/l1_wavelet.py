@@ -63,7 +63,7 @@ SPEC = MethodSpec(
     title="L1-wavelet (FISTA)",
     modalities=("mri", "dmri", "ct"),
     params=(
-        Param("lam", 0.001, low=1e-6, high=1.0, live=True, log=True, relative=True, by_modality=(("ct", 3e-4),),
+        Param("lam", 0.001, low=1e-6, high=1.0, live=True, log=True, relative=True, by_modality=(("ct", 3e-5),),
               label="λ (× data scale)", help="wavelet L1 weight relative to the peak of the initial image"),
         Param("iterations", 100, kind="int", low=1, high=5000, label="iterations"),
         Param("wavelet", "db4", kind="choice", choices=WAVELETS, label="wavelet"),

@@ -81,7 +81,7 @@ SPEC = MethodSpec(
     title="TV (primal-dual)",
     modalities=("mri", "dmri", "ct"),
     params=(
-        Param("lam", 0.01, low=1e-6, high=1.0, live=True, log=True, relative=True, by_modality=(("ct", 1e-4),),
+        Param("lam", 0.01, low=1e-6, high=1.0, live=True, log=True, relative=True, by_modality=(("ct", 1e-5),),
               label="λ (× data scale)", help="TV weight relative to the peak of the initial image"),
         Param("iterations", 100, kind="int", low=1, high=5000, label="iterations"),
         Param("time_weight", 1.0, low=0.0, high=1.0, live=True,
