@@ -63,7 +63,7 @@ def test_run_streams_stages_into_one_layer(dock, qtbot, phantom):
     assert "psnr" in layer.metadata[META_KEY]["metrics"]
     # stages differ (k/steps scaling) and the slider follows the newest one
     assert layer.data[0].max() < layer.data[-1].max()
-    assert viewer.dims.current_step[0] == 5
+    qtbot.waitUntil(lambda: viewer.dims.current_step[0] == 5, timeout=3000)  # follows in its own turn
     assert len(_recon_layers(viewer, "error")) == 1
     assert len(widget.plot.series["psnr"]) == 6 and len(widget.plot.series["residual"]) == 6
     # the event loop kept turning during the run: a frozen GUI gives no ticks, then one long gap.
