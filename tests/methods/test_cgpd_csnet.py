@@ -263,3 +263,32 @@ def test_weights_round_trip(mri, tmp_path):
         _, in_memory = _final(mri[1])
     np.testing.assert_allclose(from_file, in_memory, rtol=1e-5, atol=1e-6)
     assert C.resolve_model(str(path), "cpu")[0] is C.resolve_model(str(path), "cpu")[0]  # cached per path
+
+
+# --------------------------------------------------------------------------- bundled weights
+@pytest.mark.data
+def test_bundled_weights_beat_zero_filled_on_brain_test_images(data_root):
+    """The shipped CPU model, on 3 of the 50 brain test images with the paper's 20 % and the
+    untrained 25 % Cartesian masks: it streams 7 stages and clearly beats zero-filling."""
+    import imageio.v3 as iio
+
+    from napari_unrollrecon.engine import problems as P
+    from napari_unrollrecon.engine.metrics import evaluate
+    from napari_unrollrecon.engine.stream import run as drain
+    from napari_unrollrecon.physics.masks import load_mask
+
+    if not learned.bundled("cgpd-csnet"):
+        pytest.skip("no bundled CGPD-CSNet weights")
+    folder = data_root / "ISTA-Net-PyTorch/data/BrainImages_test"
+    masks = data_root / "CGPD-CSNet/sampling_matrix"
+    for mask_file in (masks / "Cartesian/mask_20.mat", masks / "Cartesian_untrained/mask_25.mat"):
+        mask, _ = load_mask(mask_file)
+        gains = []
+        for name in ("brain_test_01.png", "brain_test_25.png", "brain_test_50.png"):
+            x = iio.imread(folder / name).astype(np.float32)
+            prob = P.mri_from_image(x, mask)
+            zf = evaluate(drain(registry.get("zero-filled"), prob).image, x, "cgpd")["psnr"]
+            res = drain(C.SPEC, prob)
+            assert res.stages == 7
+            gains.append(evaluate(res.image, x, "cgpd")["psnr"] - zf)
+        assert min(gains) > 2.0, (mask_file.name, gains)

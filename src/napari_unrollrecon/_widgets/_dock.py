@@ -47,6 +47,7 @@ _GENERATED = "(generated)"
 _KIND_CHOICES = ("auto", "image", "kspace", "sinogram")
 _MASK_KINDS_FALLBACK = ("cartesian", "equispaced", "radial", "random", "gaussian", "poisson")
 _PBAR_DELAY_MS = 700  # runs shorter than this get no progress bar (creating one stalls ~0.1 s)
+_FORM_MIN_HEIGHT = 80  # px: about three rows
 _FORM_MAX_HEIGHT = 260  # long parameter lists scroll instead of pushing Run off screen
 #: every character our canvas texts use: vispy renders a glyph the first time it is drawn
 #: (~10 ms each with software OpenGL), so they are drawn once, invisibly, when the dock opens
@@ -410,7 +411,10 @@ class ReconWidget(QWidget):
         layout.invalidate()
         layout.activate()
         height = max(layout.sizeHint().height(), self.param_form.sizeHint().height())
-        self.param_scroll.setFixedHeight(min(height + 4, _FORM_MAX_HEIGHT))
+        # a maximum (not a fixed height) lets a short dock shrink the form rather than squeeze
+        # the Run row onto it; the minimum keeps about three rows visible
+        self.param_scroll.setMaximumHeight(min(height + 4, _FORM_MAX_HEIGHT))
+        self.param_scroll.setMinimumHeight(min(height + 4, _FORM_MIN_HEIGHT))
         if height == 0 and self.param_form.controls:
             QTimer.singleShot(0, self._fit_form)
 
