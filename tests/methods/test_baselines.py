@@ -8,6 +8,7 @@ from napari_unrollrecon.engine import phantoms, problems, registry
 from napari_unrollrecon.engine.metrics import psnr
 from napari_unrollrecon.engine.stream import run, stream
 from napari_unrollrecon.physics.masks import make_mask
+from napari_unrollrecon.engine.stream import collect
 
 torch.set_num_threads(1)
 
@@ -19,15 +20,7 @@ def mri():
     return x, problems.mri_from_image(x, mask)
 
 
-def _drain(gen, changes_at=None):
-    updates, changes = [], None
-    while True:
-        try:
-            u = gen.send(changes)
-        except StopIteration as stop:
-            return updates, stop.value
-        updates.append(u)
-        changes = changes_at.get(u.stage) if changes_at else None
+_drain = collect  # (updates, result), live changes sent after chosen stages
 
 
 def test_zero_filled_is_adjoint(mri):

@@ -13,6 +13,7 @@ from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import StageCache
 from napari_unrollrecon.physics.masks import make_mask
 from napari_unrollrecon.physics.mri import MRIOperator
+from napari_unrollrecon.engine.stream import collect
 
 torch.set_num_threads(1)
 
@@ -30,15 +31,7 @@ def mri():
     return x, problems.mri_from_image(x, make_mask("cartesian", (48, 48), 0.3, seed=2))
 
 
-def _drain(gen, changes_at=None):
-    updates, changes = [], None
-    while True:
-        try:
-            u = gen.send(changes)
-        except StopIteration as stop:
-            return updates, stop.value
-        updates.append(u)
-        changes = (changes_at or {}).get(u.stage)
+_drain = collect  # (updates, result), live changes sent after chosen stages
 
 
 def _batch(shape=(2, 32, 32), seed=0, config=TINY):

@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 
 from napari_unrollrecon._widgets import _controller as C
+from napari_unrollrecon.engine.stream import collect
 
 
 def _drain(gen, sends=None):
-    frames, sends = [], dict(sends or {})
-    value = None
-    while True:
-        try:
-            frame = gen.send(value)
-        except StopIteration as stop:
-            return frames, stop.value
-        frames.append(frame)
-        value = sends.pop(frame.update.stage, None)
+    return collect(gen, sends, stage=lambda frame: frame.update.stage)
 
 
 @pytest.mark.parametrize(

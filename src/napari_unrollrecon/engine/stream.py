@@ -75,3 +75,19 @@ def run(
             result.seconds = time.perf_counter() - t0
             return result
         changes = on_update(update) if on_update else None
+
+
+def collect(gen, changes_at: dict | None = None, stage=lambda item: item.stage):
+    """Drain any protocol generator, keeping every yielded item: returns (items, return value).
+
+    ``changes_at`` maps a stage number to the dict of live changes sent after that stage's item;
+    ``stage`` reads the stage number from an item (for generators that wrap Updates).
+    """
+    items, changes, pending = [], None, dict(changes_at or {})
+    while True:
+        try:
+            item = gen.send(changes)
+        except StopIteration as stop:
+            return items, stop.value
+        items.append(item)
+        changes = pending.pop(stage(item), None)
