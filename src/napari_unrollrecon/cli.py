@@ -291,9 +291,14 @@ def cmd_gui(args) -> int:
     import napari
 
     viewer = napari.Viewer(title="napari-unrollrecon")
+    from qtpy.QtWidgets import QApplication
+
+    screen = QApplication.primaryScreen().availableGeometry()
+    viewer.window.resize(min(1500, screen.width()), min(950, screen.height()))  # room for the dock
     if args.sample != "none":
         viewer.open_sample("napari-unrollrecon", args.sample)
     viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
+    viewer.reset_view()
     if args.screenshot:
         from qtpy.QtCore import QTimer
 
