@@ -125,3 +125,27 @@ def test_methods_and_help():
     r = subprocess.run([sys.executable, "-m", "napari_unrollrecon", "recon", "--help"], capture_output=True, text=True)
     for opt in ("--mask", "--ratio", "--seed", "--mask-file", "--views", "--weights", "--reference", "--device", "--noise"):
         assert opt in r.stdout
+
+
+def test_recon_uses_the_modality_defaults(tmp_path, monkeypatch):
+    """A CT run from the CLI gets TV's CT default λ, not the MRI one."""
+    from napari_unrollrecon.engine import stream as S
+
+    seen = {}
+    real = S.stream
+
+    def spy(spec, problem, params=None, *a, **kw):
+        gen = real(spec, problem, params, *a, **kw)
+        first = next(gen)
+        seen.update(first.params)
+        yield first
+        return (yield from gen)
+
+    monkeypatch.setattr(S, "stream", spy)
+    np.save(tmp_path / "ct.npy", phantoms.ct_phantom(32))
+    assert main(["recon", str(tmp_path / "ct.npy"), "-o", str(tmp_path / "o.npy"), "--method", "tv",
+                 "--views", "20", "--param", "iterations=3", "-q"]) == 0
+    from napari_unrollrecon.engine import registry
+
+    lam = next(p for p in registry.get("tv").params if p.name == "lam")
+    assert seen["lam"] == lam.default_for("ct") != lam.default and seen["iterations"] == 3

@@ -128,9 +128,11 @@ def _params(items: list[str], spec=None) -> dict:
         from napari_unrollrecon.methods.base import LiveParams
 
         try:
-            return dict(LiveParams(spec.params, out)) | {k: v for k, v in out.items() if k == "weights"}
+            valid = LiveParams(spec.params, out)  # validates names and ranges
         except ValueError as e:
             raise CLIError(f"{spec.name}: {e}") from None
+        # only what the user set: the method fills in the defaults of the data's modality
+        return {k: valid[k] for k in out}
     return out
 
 
@@ -228,7 +230,8 @@ def cmd_recon(args) -> int:
             m = result.metrics
             print(f"{Path(str(rec['source'])).name}: PSNR {m['psnr']:.2f} dB  SSIM {m.get('ssim', float('nan')):.4f}"
                   f"  ({result.seconds:.2f} s)", file=sys.stderr)
-    meta = {"method": spec.name, "params": {k: v for k, v in params.items()}, "modality": modality,
+    used = {k: v for k, v in result.params.items() if k != "weights"} | ({"weights": str(args.weights)} if args.weights else {})
+    meta = {"method": spec.name, "params": used, "modality": modality,
             "device": str(device), "slices": records}
     path = io.write(args.output, np.stack(outputs), meta)
     if not args.quiet:
