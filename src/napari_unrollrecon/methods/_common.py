@@ -5,6 +5,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from napari_unrollrecon.methods.base import Param
+
+
+# ----------------------------------------------------------------------- shared parameters
+def relative_weight(mri: float, ct: float, what: str) -> Param:
+    """The live regularisation weight λ, relative to the data scale, with a CT-specific default."""
+    return Param("lam", mri, low=1e-6, high=1.0, live=True, log=True, relative=True, by_modality=(("ct", ct),),
+                 label="λ (× data scale)", help=f"{what} weight relative to the peak of the initial image")
+
+
+ITERATIONS = Param("iterations", 100, kind="int", low=1, high=5000, label="iterations")
+NONNEG = Param("nonneg", True, kind="bool", label="non-negative (CT)")
+
 
 def initial_estimate(problem) -> torch.Tensor:
     """Aᴴy for MRI (zero-filled), ramp-filtered back-projection for CT: cheap, on the data scale."""

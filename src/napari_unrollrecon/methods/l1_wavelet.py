@@ -12,10 +12,13 @@ from __future__ import annotations
 import torch
 
 from napari_unrollrecon.methods._common import (
+    ITERATIONS,
+    NONNEG,
     WAVELETS,
     Wavelet2D,
     initial_estimate,
     normalised_operator,
+    relative_weight,
     soft_threshold,
 )
 from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
@@ -63,14 +66,13 @@ SPEC = MethodSpec(
     title="L1-wavelet (FISTA)",
     modalities=("mri", "dmri", "ct"),
     params=(
-        Param("lam", 0.001, low=1e-6, high=1.0, live=True, log=True, relative=True, by_modality=(("ct", 3e-5),),
-              label="λ (× data scale)", help="wavelet L1 weight relative to the peak of the initial image"),
-        Param("iterations", 100, kind="int", low=1, high=5000, label="iterations"),
+        relative_weight(0.001, 3e-5, "wavelet L1"),
+        ITERATIONS,
         Param("wavelet", "db4", kind="choice", choices=WAVELETS, label="wavelet"),
         Param("levels", 4, kind="int", low=1, high=6, label="levels"),
         Param("cycle_spin", True, kind="bool", label="random cycle spinning"),
         Param("seed", 0, kind="int", low=0, high=2**31 - 1, label="shift seed"),
-        Param("nonneg", True, kind="bool", label="non-negative (CT)"),
+        NONNEG,
     ),
     run=run,
     description="Orthonormal Daubechies wavelets, FISTA with random shifts.",

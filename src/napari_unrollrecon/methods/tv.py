@@ -13,11 +13,14 @@ from __future__ import annotations
 import torch
 
 from napari_unrollrecon.methods._common import (
+    ITERATIONS,
+    NONNEG,
     grad,
     grad_adjoint,
     grad_norm_bound,
     initial_estimate,
     normalised_operator,
+    relative_weight,
 )
 from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
 
@@ -81,12 +84,11 @@ SPEC = MethodSpec(
     title="TV (primal-dual)",
     modalities=("mri", "dmri", "ct"),
     params=(
-        Param("lam", 0.01, low=1e-6, high=1.0, live=True, log=True, relative=True, by_modality=(("ct", 1e-5),),
-              label="λ (× data scale)", help="TV weight relative to the peak of the initial image"),
-        Param("iterations", 100, kind="int", low=1, high=5000, label="iterations"),
+        relative_weight(0.01, 1e-5, "TV"),
+        ITERATIONS,
         Param("time_weight", 1.0, low=0.0, high=1.0, live=True,
               label="temporal weight", help="dynamic MRI: weight of the frame-to-frame differences"),
-        Param("nonneg", True, kind="bool", label="non-negative (CT)"),
+        NONNEG,
     ),
     run=run,
     description="Isotropic total variation, Chambolle-Pock primal-dual iterations.",
