@@ -149,3 +149,18 @@ def test_recon_uses_the_modality_defaults(tmp_path, monkeypatch):
 
     lam = next(p for p in registry.get("tv").params if p.name == "lam")
     assert seen["lam"] == lam.default_for("ct") != lam.default and seen["iterations"] == 3
+
+
+def test_bench_downsample_averages_blocks_before_simulating(tmp_path):
+    from napari_unrollrecon.engine.bench import block_mean
+
+    x = np.arange(16, dtype=np.float32).reshape(4, 4)
+    np.testing.assert_allclose(block_mean(x, 2), [[2.5, 4.5], [10.5, 12.5]])
+    assert block_mean(np.ones((5, 7)), 2).shape == (2, 3)
+    d = tmp_path / "ct"
+    d.mkdir()
+    np.save(d / "a.npy", np.pad(np.ones((24, 24), np.float32), 4))
+    prefix = tmp_path / "c"
+    assert main(["bench", str(d), "--methods", "fbp", "--views", "20", "--downsample", "2", "-o", str(prefix), "-q"]) == 0
+    assert "| fbp |" in (tmp_path / "c.md").read_text()
+    assert main(["bench", str(d), "--methods", "fbp", "--views", "20", "--downsample", "0", "-o", str(prefix), "-q"]) == 2

@@ -256,6 +256,10 @@ def _prepare(a: np.ndarray, target: str, norm: str, src: dict) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim != 2:
         raise DataError(f"source {src.get('path')}: expected 2-D images, got shape {a.shape}")
+    if src.get("downsample", 1) > 1:  # n×n block means (e.g. 512² CT slices to 256²)
+        n = int(src["downsample"])
+        h, w = a.shape[0] // n * n, a.shape[1] // n * n
+        a = a[:h, :w].reshape(h // n, n, w // n, n).mean(axis=(1, 3))
     if not np.iscomplexobj(a):
         a = a.astype(np.float32) + np.float32(src.get("offset", 0.0))
         if src.get("clip"):

@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--views", default=None, help="CT: comma-separated view counts (switches to CT)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    b.add_argument("--downsample", type=int, default=1, metavar="N",
+                   help="average N×N pixel blocks of each reference first (e.g. 2: 512² CT slices at 256²)")
     b.add_argument("--metric-convention", default="range")
     b.add_argument("--param", action="append", default=[], metavar="METHOD:NAME=VALUE",
                    help="method parameter, repeatable, e.g. tv:lam=0.02")
@@ -265,6 +267,7 @@ def cmd_bench(args) -> int:
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         masks=[m.strip() for m in args.masks.split(",") if m.strip()],
         ratios=[float(r) for r in args.ratios.split(",")],
+        downsample=args.downsample,
         views=[int(v) for v in args.views.split(",")] if args.views else None,
         seed=args.seed, limit=args.limit, convention=args.metric_convention,
         params=bench.parse_method_params(args.param), weights=args.weights,

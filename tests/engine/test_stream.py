@@ -42,4 +42,4 @@ def test_registry():
     assert {"zero-filled", "fbp", "tv", "l1-wavelet"} <= set(registry.names())
     with pytest.raises(KeyError, match="unknown method 'magic'"):
         registry.get("magic")
-    assert [s.name for s in registry.for_modality("ct")] == ["fbp", "tv", "l1-wavelet"]
+    assert [s.name for s in registry.for_modality("ct")] == ["fbp", "tv", "l1-wavelet", "gdunet"]

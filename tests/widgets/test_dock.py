@@ -4,6 +4,7 @@ live tweaks, compare, bad input. Runs use the tiny ``dummy-stages`` method (conf
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -320,3 +321,45 @@ def test_runs_reuse_their_layer_and_side_by_side_is_labelled(dock, qtbot, phanto
     assert texts[0].startswith("reference") and texts[1].startswith("Dummy stages") and texts[2].startswith("|error|")
     widget.side_check.setChecked(False)
     assert all(np.allclose(l.translate, 0) for l in _recon_layers(viewer))
+
+
+def test_gdunet_streams_threshold_maps_and_reruns_after_an_eps_tweak(dock, qtbot, phantom, monkeypatch):
+    """A learned method's extra maps become a (hidden) layer with the same stage axis, shown as a
+    labelled panel side by side; a per-stage ε change re-runs from that stage on cached inputs."""
+    import torch
+
+    from napari_unrollrecon.methods import gdunet as G
+
+    from napari_unrollrecon._widgets import _controller
+
+    monkeypatch.setattr(_controller, "bundled_weights", lambda spec: [Path("in-memory.safetensors")])  # the override runs
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    torch.manual_seed(0)
+    tiny = G.build_model({"modality": "mri", "stages": 4, "width": 4, "embed": 4, "blocks": 1, "res_blocks": 1,
+                          "fusion_kernel": 1, "frame_size": 5})
+    with G.STORE.override(tiny):
+        _use(widget, "gdunet", threshold_channel=2)
+        widget.run()
+        _wait_done(qtbot, widget)
+        [layer] = _recon_layers(viewer)
+        [eps] = _recon_layers(viewer, "extra")
+        assert layer.data.shape[0] == 4 and eps.data.shape == layer.data.shape and not eps.visible
+        assert eps.name.startswith("threshold ε[2]") and eps.axis_labels == layer.axis_labels
+        assert float(eps.data.min()) >= G.EPS_RANGE[0]
+        from napari_unrollrecon.methods.base import Update
+
+        text = widget._progress_text(G.SPEC, Update(2, 4, before_img := np.zeros((2, 2), np.float32),
+                                                      info={"eps_mean": 0.0123, "beta": 0.001}))
+        assert "eps_mean 0.0123" in text and "beta 0.001" in text and before_img.shape == (2, 2)
+        stack = widget.views["gdunet"].extras["threshold ε[2]"]
+        eps_stage3 = np.array(stack.view[2])
+        before = np.array(layer.data[-1])
+        widget.param_form.set_value("eps_scale_3", 4.0)  # Param.stage = 3: resume from stage 3
+        qtbot.waitUntil(lambda: widget.record is not None and widget.record.params["eps_scale_3"] == 4.0,
+                        timeout=10000)
+        assert not np.allclose(layer.data[-1], before)
+        np.testing.assert_allclose(stack.view[2], 4.0 * eps_stage3, rtol=1e-5)  # same cached input, ε × 4
+        widget.side_check.setChecked(True)
+        qtbot.waitUntil(lambda: any("threshold ε[2]" in c for c in widget.panels.captions()), timeout=5000)
+        assert eps.visible

@@ -32,7 +32,8 @@ def test_manifest_name_matches_distribution():
     manifest = pm.get_manifest("napari-unrollrecon")
     assert manifest.name == "napari-unrollrecon"
     assert {w.display_name for w in manifest.contributions.widgets} == {"Reconstruction"}
-    assert len(manifest.contributions.sample_data) == 3
+    assert {s.key for s in manifest.contributions.sample_data} == {"mri_phantom", "mri_phantom_magnitude", "cine_phantom",
+                                                                "ct_phantom"}
 
 
 def test_writer_reader_round_trip(tmp_path):
@@ -99,6 +100,10 @@ def test_samples_are_phantoms_with_their_measurements():
     k = mri[1][1]["metadata"][META]["complex"]
     img = mri[0][1]["metadata"][META]["complex"]
     assert np.allclose(np.linalg.norm(k), np.linalg.norm(img), rtol=1e-4)  # orthonormal FFT
+    mag = S.mri_magnitude_sample(64)
+    mag_img = mag[0][1]["metadata"][META]["complex"]
+    assert np.allclose(mag_img.imag, 0) and np.allclose(mag_img.real, mri[0][0]) and mag_img.real.min() >= 0
+    assert "magnitude" in mag[0][1]["name"] and mag[1][1]["metadata"][META]["reference"] == mag[0][1]["name"]
     [cine] = S.cine_sample(4, 32)
     assert cine[0].shape == (4, 32, 32)
     ct = S.ct_sample(64, 30)
@@ -114,6 +119,8 @@ def test_sample_data_loads_in_viewer_and_dock_picks_it(make_napari_viewer):
     assert widget.input_combo.currentText().startswith("MRI phantom k-space")
     assert widget.ref_combo.currentText() == "MRI phantom (ground truth)"
     assert widget.settings().kind == "kspace" and widget.settings().modality == "mri"
+    viewer.open_sample("napari-unrollrecon", "mri_phantom_magnitude")
+    assert "magnitude" in widget.input_combo.currentText() and "magnitude" in widget.ref_combo.currentText()
     viewer.open_sample("napari-unrollrecon", "ct_phantom")
     widget.input_combo.setCurrentText("CT phantom sinogram (180 views)")
     assert widget.settings().modality == "ct"

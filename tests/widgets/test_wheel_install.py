@@ -93,4 +93,4 @@ def test_wheel_installs_and_npe2_discovers_it(tmp_path):
     assert found["yaml_in_wheel"]
     assert found["widgets"] == ["Reconstruction"]
     assert "*.h5" in found["readers"] and ".h5" in found["writers"]
-    assert set(found["samples"]) == {"mri_phantom", "cine_phantom", "ct_phantom"}
+    assert set(found["samples"]) == {"mri_phantom", "mri_phantom_magnitude", "cine_phantom", "ct_phantom"}

@@ -27,7 +27,7 @@ MAX_RATE = 20.0  # display updates per second
 KEEP_ALL = 32  # runs of at most this many stages (unrolled networks) keep and show every stage
 KEEP_EVERY = 0.5  # longer runs keep a frame at most this often (s); newer stages update the last
 #: ``metadata["unrollrecon"]["kind"]`` of the dock's own output layers (never offered as input)
-OUTPUT_KINDS = ("reconstruction", "error", "mask-preview", "compare", "reference", "labels")
+OUTPUT_KINDS = ("reconstruction", "error", "mask-preview", "compare", "reference", "labels", "extra")
 
 
 class InputError(ValueError):

@@ -55,6 +55,10 @@ _GLYPHS = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
            " .,:;!?'\"/\\()[]{}|%+-=<>_#&*~^@$·–—…−×²³µλσ‖≥≤✓°")
 
 
+#: Per-stage scalars a method reports that the status line shows (learned step sizes, thresholds).
+_INFO_SHOWN = ("eta", "beta", "tau_lambda", "eps_mean", "eta1", "eta2")
+
+
 def _mask_kinds():
     try:
         from napari_unrollrecon.physics.masks import MASK_KINDS
@@ -610,6 +614,7 @@ class ReconWidget(QWidget):
                 layer.visible = False
         self.panels.clear()
         view.begin(shape, reference, meta, start=start)
+        view.on_new_extra = self._arrange_run
         self.active["view"] = self.shown = view
         self._arrange_run()
         if view.layer is not None and self.viewer.layers.selection.active is not view.layer:
@@ -703,7 +708,7 @@ class ReconWidget(QWidget):
         if u.image.shape != view.stack.image_shape:  # e.g. an operator that crops: start afresh
             view.begin(u.image.shape, a["reference"] if a["reference"] is not None
                        and a["reference"].shape == u.image.shape else None, {})
-        view.stack.add(u.image, u.stage, u.label, u.metrics, u.total)
+        view.add(u)
         if a["first_frame"] is None:
             a["first_frame"] = time.perf_counter() - a["t0"]
         self.plot.set_total(u.total)
@@ -756,6 +761,9 @@ class ReconWidget(QWidget):
                 text += f" · SSIM {u.metrics['ssim']:.3f}"
         if u.residual is not None:
             text += f" · residual {u.residual:.2e}"
+        learned = [f"{k} {v:.3g}" for k, v in (u.info or {}).items() if k in _INFO_SHOWN]
+        if learned:
+            text += " · " + ", ".join(learned)
         return text + f" · {u.elapsed:.1f} s"
 
     def _progress_tick(self) -> None:
@@ -864,6 +872,9 @@ class ReconWidget(QWidget):
         if view.err is not None:
             entries.append((view.ensure_error_layer(visible=True),
                             f"|error| = |result − reference|\n0 – {int(100 * V.ERROR_CONTRAST)}% of range"))
+        for key, layer in view.extra_layers.items():  # the method's extra maps (ε, e_ℓ) per stage
+            if V._alive(self.viewer, layer):
+                entries.append((layer, f"{key}\nper stage (same slider)"))
         self.panels.arrange(entries, a["shape"][-2:])
 
     def _reference_panel(self, ref: np.ndarray, a: dict):

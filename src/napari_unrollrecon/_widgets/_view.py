@@ -1,7 +1,8 @@
 """The napari side of the dock's results: reusable stage-stack layers and labelled panels.
 
 * :class:`ResultView` - the image layer one method streams its stages into (axis "stage"),
-  and its |error| layer. Both are created once and reused by later runs of that method:
+  its |error| layer, and one hidden layer per extra map a method streams (CGPD-CSNet's
+  correction e_ℓ, GDUNet's thresholds ε), each with the same stage axis. Both are created once and reused by later runs of that method:
   adding a layer costs a few hundred ms with software OpenGL, updating one a few ms.
 * :class:`Panels` - lays layers out side by side (``layer.translate``) with a label strip
   above each panel, written by one Points layer with text. Used by Compare and by the run's
@@ -63,6 +64,9 @@ class ResultView:
         self.pending_step = None  # slider index to move to in the next event-loop turn
         self._step_was = None  # where the slider was when that move was planned
         self.limits_key = None  # what the contrast limits were set for
+        self.extras: dict[str, C.StageStack] = {}  # extra maps by name, frame i = main frame i
+        self.extra_layers: dict = {}
+        self.on_new_extra = None  # called after an extra map's layer is created (the dock re-lays out panels)
 
     # ------------------------------------------------------------------ lifetime
     def usable_for(self, image_shape: tuple) -> bool:
@@ -79,8 +83,11 @@ class ResultView:
         resume = start > 1 and self.stack is not None and self.stack.image_shape == image_shape
         if resume:
             self.stack.truncate_after(start - 1)
+            for extra in self.extras.values():
+                extra.truncate_after(start - 1)
         else:
             self.stack = C.StageStack(image_shape)
+            self.extras = {}
         if reference is not None and tuple(reference.shape) == image_shape:
             if not resume or self.err is None:
                 self.err = C.ErrorStack(reference)
@@ -104,6 +111,39 @@ class ResultView:
             err.data = np.zeros((1, *err.data.shape[1:]), np.float32)  # stale frames would stretch the slider
 
     # ------------------------------------------------------------------ streaming
+    def add(self, update) -> None:
+        """Keep an update's image and extra maps; an extra's frames mirror the image's frames."""
+        n_before = len(self.stack)
+        self.stack.add(update.image, update.stage, update.label, update.metrics, update.total)
+        added = len(self.stack) > n_before
+        for key, image in (update.extras or {}).items():
+            image = np.asarray(image, np.float32)
+            extra = self.extras.get(key)
+            if extra is None or extra.image_shape != image.shape:
+                extra = self.extras[key] = C.StageStack(image.shape, keep_all=1 << 30)
+            if added or not len(extra):
+                extra.add(image, update.stage, update.label, total=update.total)
+            else:
+                extra.buf[len(extra) - 1] = image
+                extra.stages[-1] = int(update.stage)
+
+    def _refresh_extras(self) -> None:
+        """Extra maps as hidden layers (tick the eye in the layer list to see one)."""
+        for key, extra in self.extras.items():
+            if not len(extra):
+                continue
+            layer = self.extra_layers.get(key)
+            if not _alive(self.viewer, layer) or layer.ndim != extra.buf.ndim:
+                lo, hi = float(extra.buf[0].min()), float(extra.buf[0].max())
+                layer = self.extra_layers[key] = self.viewer.add_image(
+                    extra.view, name=f"{key} · {self.name}", colormap="inferno", visible=False,
+                    contrast_limits=(lo, hi if hi > lo else lo + 1.0), axis_labels=self.layer.axis_labels,
+                    metadata={C.META_KEY: {"kind": "extra", "source": self.name, "extra": key}})
+                if self.on_new_extra is not None:
+                    QTimer.singleShot(0, self.on_new_extra)
+            elif layer.visible or layer.data.shape != extra.view.shape:
+                layer.data = extra.view
+
     def refresh(self, limits_key, reference) -> bool:
         """Show the stack's frames; the slider follows the newest frame unless the user scrubbed
         back. Contrast limits are set once per input (``limits_key``). Returns whether the slider
@@ -115,11 +155,13 @@ class ResultView:
         follow = self.frames_shown == 0 or viewer.dims.current_step[axis] >= self.frames_shown - 1
         if n == self.frames_shown and layer.data.shape[0] == n and layer.data.base is self.stack.buf:
             layer.refresh()  # the newest frame was overwritten in place: re-slice this layer only
+            self._refresh_extras()
             if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
                 self.err.sync(self.stack)
                 self.err_layer.refresh()
             return follow
         layer.data = self.stack.view
+        self._refresh_extras()
         if self.limits_key != limits_key:
             layer.contrast_limits = C.display_limits(self.stack.buf[0], reference)
             self.limits_key = limits_key
@@ -180,7 +222,7 @@ class ResultView:
         return True
 
     def layers(self) -> list:
-        return [lay for lay in (self.layer, self.err_layer) if _alive(self.viewer, lay)]
+        return [lay for lay in (self.layer, self.err_layer, *self.extra_layers.values()) if _alive(self.viewer, lay)]
 
 
 class Panels:

@@ -65,7 +65,9 @@ def _mask_label(spec: str) -> str:
     return spec
 
 
-def _images(data, limit):
+def _images(data, limit, downsample: int = 1):
+    if downsample < 1:
+        raise ValueError(f"downsample must be a positive integer (1 = full resolution), got {downsample}")
     items = io.read_many(data, kind="image")
     imgs = []
     for item in items:
@@ -73,17 +75,29 @@ def _images(data, limit):
         imgs.extend(list(d) if d.ndim == 3 else [d])
     if not imgs:
         raise ValueError(f"no images found in {data}")
-    return imgs[:limit] if limit else imgs
+    imgs = imgs[:limit] if limit else imgs
+    return [block_mean(x, downsample) for x in imgs] if downsample > 1 else imgs
+
+
+def block_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """Average n×n pixel blocks (trailing rows/columns that do not fill a block are dropped)."""
+    if n < 1:
+        raise ValueError(f"downsample must be a positive integer, got {n}")
+    h, w = x.shape[0] // n * n, x.shape[1] // n * n
+    if not h or not w:
+        raise ValueError(f"cannot average {n}×{n} blocks of a {x.shape[0]}×{x.shape[1]} image")
+    return x[:h, :w].reshape(h // n, n, w // n, n).mean(axis=(1, 3))
 
 
 def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), views=None, seed=0,
-              limit=None, convention="range", params=None, weights=None, device="auto", quiet=False):
+              limit=None, convention="range", params=None, weights=None, device="auto", quiet=False,
+              downsample: int = 1):
     """Run the grid and return a list of result rows (dicts with FIELDS)."""
     from tqdm import tqdm
 
     params = params or {}
     device = pick_device(device)
-    imgs = _images(data, limit)
+    imgs = _images(data, limit, downsample)
     specs = [registry.get(m) for m in methods]
     settings = [("parallel", v) for v in views] if views else [(m, r) for m in masks for r in ratios]
     rows = []

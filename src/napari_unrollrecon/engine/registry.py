@@ -16,6 +16,7 @@ _BUILTIN = {
     "tv": "napari_unrollrecon.methods.tv",
     "l1-wavelet": "napari_unrollrecon.methods.l1_wavelet",
     "cgpd-csnet": "napari_unrollrecon.methods.cgpd_csnet",
+    "gdunet": "napari_unrollrecon.methods.gdunet",
 }
 _REGISTRY: dict[str, MethodSpec] = {}
 

@@ -32,10 +32,6 @@ runs the streamed method with an in-memory model (tests, notebooks) instead of a
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -70,6 +66,8 @@ CONFIGS = {
     "paper": {"p": 32, "k": 8, "n_s": 13, **_TRAIN_DEFAULTS, "lr": 1e-4, "batch_size": 1},
     # Reduced for ~1 h on 2 CPU cores (docs/methods/cgpd_csnet.md has the timings).
     "cpu": {"p": 16, "k": 4, "n_s": 7, **_TRAIN_DEFAULTS, "lr": 5e-4, "batch_size": 1, "patch": 128},
+    # The paper's 13 stages at the reduced width: what the dock shows stage by stage.
+    "cpu13": {"p": 16, "k": 4, "n_s": 13, **_TRAIN_DEFAULTS, "lr": 5e-4, "batch_size": 1, "patch": 128},
 }
 
 #: Per-stage η/β multipliers are declared for this many stages (the paper's n_s).
@@ -331,12 +329,9 @@ TRAINING = learned.TrainingSpec(build_model=build_model, make_batch=make_batch, 
 
 
 # --------------------------------------------------------------------------- weights
-_MODELS: dict = {}  # (path, mtime, size, device) -> model; a handful at most
-_OVERRIDES: list = []
-_LOCK = threading.Lock()
+STORE = learned.ModelStore(NAME, build_model, CGPDCSNet)
 
 
-@contextmanager
 def model_override(model: nn.Module):
     """Run the method with ``model`` (an in-memory :class:`CGPDCSNet`) instead of a weights file.
 
@@ -344,51 +339,13 @@ def model_override(model: nn.Module):
 
         with model_override(build_model(CONFIGS["cpu"])):
             result = engine.stream.run(SPEC, problem)
-
-    Module-wide (not per thread) so that a run in a worker thread sees it too.
     """
-    if not isinstance(model, CGPDCSNet):
-        raise TypeError(f"model_override needs a CGPDCSNet, got {type(model).__name__}")
-    with _LOCK:
-        _OVERRIDES.append(model)
-    try:
-        yield model
-    finally:
-        with _LOCK:
-            _OVERRIDES.remove(model)
-
-
-def _no_weights_error() -> ValueError:
-    return ValueError(
-        "CGPD-CSNet has no weights: none were given (parameter 'weights') and none are bundled "
-        f"with the package ({learned.BUNDLED_DIR}). Load a .safetensors file with its model card "
-        "(dock: 'Load weights…'; CLI: --weights FILE) or train one with the training entry point "
-        f"for method '{NAME}' (docs/training.md)."
-    )
+    return STORE.override(model)
 
 
 def resolve_model(weights, device) -> tuple[CGPDCSNet, str]:
     """The model to run and a short description of where it came from."""
-    if _OVERRIDES:
-        model = _OVERRIDES[-1]
-        return model.to(device).eval(), "in-memory model (model_override)"
-    if not weights:
-        found = learned.bundled(NAME)
-        if not found:
-            raise _no_weights_error()
-        weights = found[0]
-    path = Path(weights).expanduser().resolve()
-    stat = path.stat() if path.exists() else None
-    key = (str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(torch.device(device)))
-    with _LOCK:
-        model = _MODELS.get(key)
-    if model is None:
-        model, _card = learned.load_model(path, NAME, build_model, device=device)
-        with _LOCK:
-            if len(_MODELS) >= 4:
-                _MODELS.pop(next(iter(_MODELS)))
-            _MODELS[key] = model
-    return model, path.name
+    return STORE.resolve(weights, device)
 
 
 # --------------------------------------------------------------------------- streamed run
@@ -409,7 +366,7 @@ def _condition_ratio(problem, params) -> float:
 def _fingerprint(model, problem) -> tuple:
     """Identifies the (model, data) pair a cache was filled for."""
     y = problem.y
-    return (id(model), tuple(y.shape), float(y.abs().sum()), float(problem.operator.mask.sum()))
+    return (learned.model_token(model), tuple(y.shape), float(y.abs().sum()), float(problem.operator.mask.sum()))
 
 
 def _resume_state(cache, key, first: int):

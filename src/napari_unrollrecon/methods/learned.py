@@ -270,3 +270,87 @@ def _cached_mask(kind, shape, ratio, seed, center_fraction):
     m = make_mask(kind, shape, ratio, seed=seed, center_fraction=center_fraction)
     m.setflags(write=False)
     return m
+
+
+# --------------------------------------------------------------------------- models for runs
+class ModelStore:
+    """Where a learned method's streamed run gets its network: an in-memory override (tests,
+    notebooks), a weights file given by the user, or the bundled default; loaded files are kept
+    (a handful, keyed by path, mtime, size and device) so re-runs after a tweak start at once."""
+
+    def __init__(self, method: str, build_model: Callable[[dict], torch.nn.Module], model_type: type,
+                 keep: int = 4):
+        import threading
+
+        self.method, self.build_model, self.model_type, self.keep = method, build_model, model_type, keep
+        self._models: dict = {}
+        self._overrides: list = []
+        self._lock = threading.Lock()
+
+    def override(self, model: torch.nn.Module):
+        """Context manager: runs use ``model`` instead of a weights file (module-wide, so a run in
+        a worker thread sees it too)::
+
+            with STORE.override(build_model(CONFIGS["cpu"])):
+                result = engine.stream.run(SPEC, problem)
+        """
+        from contextlib import contextmanager
+
+        if not isinstance(model, self.model_type):
+            raise TypeError(f"{self.method} override needs a {self.model_type.__name__}, got {type(model).__name__}")
+
+        @contextmanager
+        def scope():
+            with self._lock:
+                self._overrides.append(model)
+            try:
+                yield model
+            finally:
+                with self._lock:
+                    self._overrides.remove(model)
+
+        return scope()
+
+    def no_weights_error(self) -> ValueError:
+        return ValueError(
+            f"{self.method} has no weights: none were given (parameter 'weights') and none are bundled with "
+            f"the package ({BUNDLED_DIR}). Load a .safetensors file with its model card (dock: 'weights' file "
+            f"picker; CLI: --weights FILE) or train one: python -m training train {self.method} (docs/training.md)."
+        )
+
+    def resolve(self, weights, device, choose=None) -> tuple[torch.nn.Module, str]:
+        """(model, where it came from). ``choose(cards)`` picks among bundled files (default: the first)."""
+        with self._lock:
+            override = self._overrides[-1] if self._overrides else None
+        if override is not None:
+            return override.to(device).eval(), "in-memory model (override)"
+        if not weights:
+            found = bundled(self.method)
+            if not found:
+                raise self.no_weights_error()
+            weights = choose(found) if choose else found[0]
+        path = Path(weights).expanduser().resolve()
+        stat = path.stat() if path.exists() else None
+        key = (str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(torch.device(device)))
+        with self._lock:
+            model = self._models.get(key)
+        if model is None:
+            model, _card = load_model(path, self.method, self.build_model, device=device)
+            with self._lock:
+                if len(self._models) >= self.keep:
+                    self._models.pop(next(iter(self._models)))
+                self._models[key] = model
+        return model, path.name
+
+
+_TOKENS = iter(range(1, 1 << 62))
+
+
+def model_token(model: torch.nn.Module) -> int:
+    """A number that identifies ``model`` for as long as it lives and is never reused (unlike
+    ``id``), so a stage cache filled by one model is never taken for another's."""
+    token = getattr(model, "_unrollrecon_token", None)
+    if token is None:
+        token = next(_TOKENS)
+        object.__setattr__(model, "_unrollrecon_token", token)
+    return token

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Regenerate the README tables of the learned methods from the shipped weights (bundled in the
+# package; no --weights needed). Each table is one `bench` run with its baselines, so rows of a
+# table share the machine state. DATA defaults to ../shared/datasets.
+# Usage: bash benchmarks/learned.sh [cgpd|gdunet-mri|gdunet-ct|all]   (runs in .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${UNROLLRECON_DATA:-../shared/datasets}
+BENCH=".venv/bin/napari-unrollrecon bench"
+OUT=benchmarks/results
+BRAIN=$DATA/ISTA-Net-PyTorch/data/BrainImages_test
+what=${1:-all}
+
+if [[ $what == cgpd || $what == all ]]; then
+  # CGPD-CSNet (13 stages), the paper's Cartesian masks at trained and untrained ratios, paper convention
+  $BENCH "$BRAIN" --methods zero-filled,tv,l1-wavelet,cgpd-csnet --metric-convention cgpd \
+    --masks "file:$DATA/CGPD-CSNet/sampling_matrix/Cartesian/mask_{pct}.mat" --ratios 10,20,30,40,50 \
+    -o $OUT/brain50_cgpd13_cartesian -q
+  $BENCH "$BRAIN" --methods zero-filled,tv,l1-wavelet,cgpd-csnet --metric-convention cgpd \
+    --masks "file:$DATA/CGPD-CSNet/sampling_matrix/Cartesian_untrained/mask_{pct}.mat" --ratios 15,25,35,45 \
+    -o $OUT/brain50_cgpd13_untrained -q
+fi
+if [[ $what == gdunet-mri || $what == all ]]; then
+  # GDUNet MRI: one model for Cartesian 5-30 % (generated masks, seed 0)
+  $BENCH "$DATA/HGGDP/hggdp_rec/test_image31" --methods zero-filled,tv,l1-wavelet,gdunet \
+    --masks cartesian --ratios 5,10,20,30 --metric-convention gdunet -o $OUT/siat31_gdunet_cartesian -q
+  $BENCH "$BRAIN" --methods zero-filled,tv,l1-wavelet,gdunet \
+    --masks cartesian --ratios 5,10,20,30 --metric-convention cgpd -o $OUT/brain50_gdunet_cartesian -q
+fi
+if [[ $what == gdunet-ct || $what == all ]]; then
+  # GDUNet CT: the 12 AAPM slices averaged to 256², parallel beam, views over 180°
+  $BENCH "$DATA/GMSD-AAPM-CT/Test_CT" --methods fbp,tv,l1-wavelet,gdunet --views 60,90,120,180 \
+    --downsample 2 --metric-convention gdunet-ct -o $OUT/aapm12_gdunet_ct -q
+fi

@@ -1,0 +1,276 @@
+"""GDUNet: tight frame, Lipschitz property, threshold network, both consistency modes, training,
+streaming with live ε, resume, weights."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unrollrecon.engine import phantoms, problems, registry
+from napari_unrollrecon.engine.stream import collect, stream
+from napari_unrollrecon.methods import gdunet as G
+from napari_unrollrecon.methods import learned
+from napari_unrollrecon.methods.base import StageCache
+from napari_unrollrecon.physics.fft import fft2c, ifft2c
+from napari_unrollrecon.physics.masks import make_mask
+
+torch.set_num_threads(1)
+
+TINY = {"stages": 3, "width": 4, "embed": 4, "blocks": 1, "res_blocks": 1, "fusion_kernel": 1, "frame_size": 5,
+        "inner_steps": 2, "masks": ["cartesian"], "ratios": [0.2, 0.3], "views": [12, 18]}
+
+
+def tiny_model(modality="mri", seed=0, **over):
+    torch.manual_seed(seed)
+    return G.build_model({**TINY, "modality": modality, **over})
+
+
+@pytest.fixture(scope="module")
+def mri():
+    x = np.abs(phantoms.mri_phantom(40))
+    return x, problems.mri_from_image(x, make_mask("cartesian", (40, 40), 0.3, seed=2))
+
+
+@pytest.fixture(scope="module")
+def ct():
+    x = phantoms.ct_phantom(32)
+    return x, problems.ct_from_image(x, n_views=16)
+
+
+def _batch(modality="mri", shape=(2, 24, 24), seed=0, **over):
+    g = torch.Generator().manual_seed(seed)
+    targets = torch.rand(shape, generator=g)
+    return G.make_batch(targets, g, {**TINY, "modality": modality, **over})
+
+
+# --------------------------------------------------------------------------- tight frame
+def test_dct_basis_is_orthonormal_with_a_constant_first_atom():
+    b = G.dct_basis(11).reshape(121, 121).double()
+    torch.testing.assert_close(b @ b.T, torch.eye(121, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert torch.allclose(b[0], torch.full((121,), 1 / 11, dtype=torch.float64), atol=1e-7)
+
+
+@torch.no_grad()
+def test_frame_is_tight_at_initialisation_and_synthesis_is_the_adjoint():
+    torch.manual_seed(0)
+    frame = G.TightFrame(11).double()
+    x = torch.rand(2, 1, 40, 37, dtype=torch.float64)
+    c = frame.analysis(x)
+    assert c.shape == (2, 1, 121, 40, 37)
+    d = torch.rand_like(c)  # <Wx, d> = <x, Wᵀd>: the synthesis is the exact adjoint
+    assert float((c * d).sum()) == pytest.approx(float((x * frame.synthesis(d)).sum()), rel=1e-10)
+    r = frame.synthesis(c) - x  # WᵀW = I away from the reflected border (2 × 5 pixels)
+    assert float(r[..., 10:-10, 10:-10].abs().max()) < 1e-6  # (the basis is stored in float32)
+    assert float(r.abs().max()) > 1e-3  # ... and not exactly at it: reflection duplicates pixels
+    circular = G.TightFrame(11, padding="circular").double()
+    assert float((circular.synthesis(circular.analysis(x)) - x).abs().max()) < 1e-6  # tight everywhere
+    assert float(frame.penalty()) < 1e-9
+    frame.weight.add_(0.01 * torch.randn_like(frame.weight))
+    assert float(frame.penalty()) > 1e-3  # the loss term sees a frame that drifts
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_frame_gradients_match_finite_differences(size):
+    """The GEMM/col2im autograd functions against numerical gradients (small frames)."""
+    torch.manual_seed(1)
+    frame = G.TightFrame(size).double()
+    x = torch.rand(1, 1, 12, 9, dtype=torch.float64, requires_grad=True)
+    c = torch.rand(1, 1, size * size, 12, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: _with_weight(frame, w).analysis(x), (x, frame.weight.detach().clone().requires_grad_()))
+    assert torch.autograd.gradcheck(lambda c, w: _with_weight(frame, w).synthesis(c), (c, frame.weight.detach().clone().requires_grad_()))
+
+
+def _with_weight(frame, w):
+    f = G.TightFrame(frame.size, frame.padding).double()
+    del f.weight
+    f.weight = w
+    return f
+
+
+def test_soft_threshold_real_and_complex():
+    z = torch.tensor([-3.0, -0.5, 0.0, 0.2, 2.0]).reshape(1, 1, 5, 1, 1)
+    eps = torch.full((1, 5, 1, 1), 1.0)
+    torch.testing.assert_close(G.soft_threshold(z, eps).flatten(), torch.tensor([-2.0, 0, 0, 0, 1.0]))
+    zc = torch.tensor([3.0, 4.0]).reshape(1, 2, 1, 1, 1)  # |z| = 5, shrunk by 1 along its direction
+    torch.testing.assert_close(G.soft_threshold(zc, torch.ones(1, 1, 1, 1)).flatten(), torch.tensor([2.4, 3.2]))
+
+
+def _power(apply, shape, iterations=60, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(shape, generator=g, dtype=torch.float64)
+    sigma = 0.0
+    for _ in range(iterations):
+        v = v / v.norm()
+        w = apply(v)
+        sigma = float(w.detach().norm())
+        v = w
+    return sigma
+
+
+@pytest.mark.parametrize("padding", ["reflect", "circular"])
+def test_lipschitz_bound_of_the_shrinkage_operator(padding):
+    """Lemma: x ↦ Wᵀ soft(Wx, ε) is λmax(WWᵀ)-Lipschitz. Power iteration on its Jacobian (JᵀJ) at
+    random points, for a perturbed (trained-like) frame and random positive thresholds, stays below
+    λmax(WᵀW) from power iteration on the frame itself."""
+    torch.manual_seed(2)
+    frame = G.TightFrame(5, padding).double()
+    with torch.no_grad():
+        frame.weight.mul_(1 + 0.3 * torch.randn_like(frame.weight))  # no longer tight
+    shape = (1, 1, 20, 20)
+    bound = _power(lambda v: frame.synthesis(frame.analysis(v)), shape)  # ‖W‖² = λmax(WᵀW)
+    assert bound > 1.05  # the perturbation matters, so the test is not trivially about a tight frame
+    for seed in range(3):
+        x0 = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        eps = 0.05 * torch.rand(1, 25, 20, 20, dtype=torch.float64)
+        f = lambda x: frame.synthesis(G.soft_threshold(frame.analysis(x), eps))  # noqa: E731
+
+        def jtj(v):
+            _, jv = torch.autograd.functional.jvp(f, x0, v)
+            return torch.autograd.functional.vjp(f, x0, jv)[1]
+
+        lipschitz_sq = _power(jtj, shape, iterations=40, seed=seed)
+        assert np.sqrt(lipschitz_sq) <= bound + 1e-6
+        assert np.sqrt(lipschitz_sq) > 0.1 * bound  # the check measures something real
+
+
+# --------------------------------------------------------------------------- consistency modes
+def test_mri_consistency_keeps_measured_kspace_and_fills_the_rest():
+    model = tiny_model(complex=True)
+    torch.manual_seed(3)
+    mask = torch.from_numpy(make_mask("cartesian", (24, 24), 0.3, seed=1))
+    truth = torch.randn(1, 24, 24, dtype=torch.complex64)
+    y = mask * fft2c(truth)
+    xhat = torch.randn(1, 2, 24, 24)
+    out = model.mri_consistency(xhat, y, mask, stage=0)
+    k_out, k_hat = fft2c(torch.complex(out[:, 0], out[:, 1])), fft2c(torch.complex(xhat[:, 0], xhat[:, 1]))
+    beta = G.beta_schedule(1)
+    assert beta == pytest.approx(0.00102)
+    m = mask.bool().expand_as(k_out)
+    torch.testing.assert_close(k_out[m], ((y + beta * k_hat) / (1 + beta))[m], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(k_out[~m], k_hat[~m], atol=1e-5, rtol=1e-5)
+    real = tiny_model(complex=False).mri_consistency(xhat[:, :1], y, mask, stage=0)  # the paper's |·|
+    assert real.shape == (1, 1, 24, 24) and bool((real >= 0).all())
+
+
+@torch.no_grad()
+def test_ct_consistency_uses_the_adjoint_and_lowers_the_data_residual(ct):
+    x, problem = ct
+    model = tiny_model("ct", inner_steps=4)
+    y = problem.y.unsqueeze(0)
+    (yn, op), x0, scale = model.initial(y, problem.operator)
+    truth = torch.as_tensor(x, dtype=torch.float32)[None, None] / scale.view(-1, 1, 1, 1)
+    xhat = truth + 0.05 * torch.randn_like(truth)
+    before = float((op.A(xhat) - yn).norm())
+    after = float((op.A(model.ct_consistency(xhat, yn, op, stage=0)) - yn).norm())
+    assert after < 0.8 * before
+    eta1, eta2 = model.step_sizes(7)  # stages past the trained count reuse the last step sizes
+    assert float(eta1) == pytest.approx(float(model.step_sizes(TINY["stages"] - 1)[0]))
+
+
+# --------------------------------------------------------------------------- network and training
+@pytest.mark.parametrize("modality,cplx", [("mri", False), ("mri", True), ("ct", False)])
+def test_shapes_gradients_and_threshold_range(modality, cplx):
+    model = tiny_model(modality, complex=cplx)
+    b = _batch(modality, complex=cplx)
+    outs = model(b["y"], G._data(b))
+    assert len(outs) == 3 and all(o.shape == (2, 24, 24) for o in outs)
+    assert torch.is_complex(outs[-1]) == (cplx and modality == "mri")
+    loss, logs = G.loss(model, b)
+    loss.backward()
+    assert set(logs) == {"sse", "frame_penalty"}
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    for name in ("frame.weight", "lam", "threshold_net.fusion.weight", "threshold_net.blocks.0.attention.temperature"):
+        assert grads[name] is not None and float(grads[name].abs().sum()) > 0, name
+    if modality == "ct":
+        assert float(grads["eta1"].abs().sum()) > 0 and float(grads["eta2"].abs().sum()) > 0
+    data, x0, _ = model.initial(b["y"], G._data(b))
+    eps, _ = model.thresholds(x0, None)
+    assert float(eps.min()) >= G.EPS_RANGE[0] and float(eps.max()) <= G.EPS_RANGE[1]
+
+
+def test_a_short_training_run_lowers_the_loss():
+    for modality in ("mri", "ct"):
+        model = tiny_model(modality, lam_init=G.CONFIGS["cpu"]["lam_init"])
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        img = torch.as_tensor(np.abs(phantoms.mri_phantom(24)) if modality == "mri" else phantoms.ct_phantom(24))
+        targets = torch.stack((img, img.flip(-1))).float() / float(img.abs().max())
+        g = torch.Generator().manual_seed(4)
+        b = G.make_batch(targets, g, {**TINY, "modality": modality, "ratios": [0.2], "views": [8]})
+        first = float(G.loss(model, b)[0])
+        for _ in range(30):
+            opt.zero_grad()
+            G.loss(model, b)[0].backward()
+            opt.step()
+        assert float(G.loss(model, b)[0]) < 0.85 * first, modality
+
+
+def test_make_batch_draws_masks_and_views():
+    b = _batch("mri", shape=(3, 24, 24))
+    assert b["mask"].shape == (3, 24, 24) and all(min(abs(r - 0.2), abs(r - 0.3)) < 1e-6 for r in b["ratio"].tolist())
+    c = _batch("ct", shape=(2, 24, 24))
+    assert c["views"] in (12, 18) and c["y"].shape == (2, c["views"], c["operator"].n_detectors)
+    with pytest.raises(ValueError, match="2D images"):
+        G.make_batch(torch.rand(24, 24), torch.Generator(), TINY)
+    with pytest.raises(ValueError, match="modality"):
+        G.build_model({"modality": "pet"})
+
+
+# --------------------------------------------------------------------------- streaming
+def test_registered():
+    assert registry.get("gdunet") is G.SPEC
+    assert G.SPEC.learned and G.SPEC.resumable and set(G.SPEC.modalities) == {"mri", "ct"}
+    stages = {p.name: p.stage for p in G.SPEC.params}
+    assert stages["eps_scale_1"] == 1 and stages["eps_scale"] is None
+
+
+@pytest.mark.parametrize("which", ["mri", "ct"])
+def test_streams_stages_thresholds_and_live_eps(which, mri, ct):
+    x, problem = mri if which == "mri" else ct
+    with G.STORE.override(tiny_model(which)):
+        ups, res = collect(stream(G.SPEC, problem, {}, reference=x))
+        ups2, res2 = collect(stream(G.SPEC, problem, {}, reference=x), changes_at={1: {"eps_scale": 0.0}})
+        ups5, _ = collect(stream(G.SPEC, problem, {"stages": 5, "threshold_channel": 0}))
+    assert [u.stage for u in ups] == [1, 2, 3] and res.stages == 3
+    key = "threshold ε[1]"
+    assert ups[0].extras[key].shape == x.shape and "psnr" in ups[0].metrics
+    assert ups[1].info["eps_mean"] > 0 and ups[1].info["tau_lambda"] == pytest.approx(G.TAU * 0.5)
+    assert ("beta" in ups[0].info) == (which == "mri") and ("eta1" in ups[0].info) == (which == "ct")
+    assert np.array_equal(ups2[0].image, ups[0].image) and not np.allclose(res2.image, res.image)
+    assert ups2[1].info["eps_mean"] == 0.0
+    assert len(ups5) == 5 and "threshold ε[0]" in ups5[0].extras
+
+
+def test_resume_after_a_per_stage_threshold_change(mri):
+    _, problem = mri
+    with G.STORE.override(tiny_model()):
+        cache = StageCache()
+        full = collect(G.SPEC.start(problem, {}, cache=cache))[1].image
+        ups, same = collect(G.SPEC.start(problem, {}, cache=cache, start=2))
+        assert [u.stage for u in ups] == [2, 3] and np.array_equal(same.image, full)
+        changed = {"eps_scale_2": 3.0}
+        resumed = collect(G.SPEC.start(problem, changed, cache=cache, start=2))[1].image
+        assert not np.allclose(resumed, full)
+        assert np.array_equal(resumed, collect(G.SPEC.start(problem, changed))[1].image)
+    with G.STORE.override(tiny_model(seed=9)):
+        with pytest.raises(ValueError, match="cannot resume"):
+            collect(G.SPEC.start(problem, {}, cache=cache, start=2))
+
+
+def test_weights_round_trip_and_modality_check(mri, ct, tmp_path):
+    model = tiny_model("ct", seed=3)
+    path = learned.save_weights(model, tmp_path / "gd_ct.safetensors",
+                                {"method": "gdunet", "config": {**TINY, "modality": "ct"}})
+    assert json.loads(path.with_suffix(".json").read_text())["parameters"] == G.parameter_count(model)
+    from_file = collect(G.SPEC.start(ct[1], {"weights": str(path)}))[1].image
+    with G.STORE.override(model):
+        in_memory = collect(G.SPEC.start(ct[1]))[1].image
+    np.testing.assert_allclose(from_file, in_memory, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="trained for CT.*MRI"):
+        collect(G.SPEC.start(mri[1], {"weights": str(path)}))
+
+
+def test_clear_error_without_weights(mri, monkeypatch):
+    monkeypatch.setattr(learned, "bundled", lambda method: [])
+    with pytest.raises(ValueError, match="no weights.*train"):
+        collect(G.SPEC.start(mri[1]))
