@@ -179,7 +179,25 @@ class _Run:
             ckpt.prune(self.ckpt_dir, self.t["keep_ckpts"])
         Dd.barrier(self.ctx)
 
+    def _init_weights(self) -> None:
+        """``train.init``: warm start from a weights file or a checkpoint (model tensors only; a
+        fresh optimiser and step count). The architecture must match the config's."""
+        from napari_unrollrecon.methods.learned import load_state
+
+        state = load_state(self.t["init"])
+        if any(k.startswith("model/") for k in state):
+            state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ckpt.CheckpointError(f"train.init = {self.t['init']} does not fit this config's model: "
+                                       f"{str(e).splitlines()[0]}") from None
+        if self.ctx.main:
+            print(f"initialised from {self.t['init']}", file=sys.stderr)
+
     def _resume(self, resume):
+        if self.t["init"] and self.step == 0:
+            self._init_weights()  # a checkpoint found below replaces these weights
         if not resume:
             return
         path = ckpt.latest(self.ckpt_dir) if resume == "auto" else Path(resume)

@@ -274,3 +274,51 @@ def test_clear_error_without_weights(mri, monkeypatch):
     monkeypatch.setattr(learned, "bundled", lambda method: [])
     with pytest.raises(ValueError, match="no weights.*train"):
         collect(G.SPEC.start(mri[1]))
+
+
+# --------------------------------------------------------------------------- bundled weights
+@pytest.mark.data
+def test_bundled_mri_model_beats_zero_filled_on_siat_test_slices(data_root):
+    """The shipped MRI model on 3 of the 31 SIAT test slices (complex) at Cartesian 10 % and 30 %."""
+    from napari_unrollrecon.engine import io
+    from napari_unrollrecon.engine.metrics import evaluate
+    from napari_unrollrecon.engine.stream import run as drain
+
+    if not [p for p in learned.bundled("gdunet") if learned.read_card(p)["config"].get("modality") == "mri"]:
+        pytest.skip("no bundled GDUNet MRI weights")
+    folder = data_root / "HGGDP/hggdp_rec/test_image31"
+    for ratio in (0.1, 0.3):
+        mask = make_mask("cartesian", (256, 256), ratio, seed=0)
+        gains = []
+        for name in ("test_data_01.mat", "test_data_16.mat", "test_data_31.mat"):
+            x = io.read(folder / name).data
+            ref = np.abs(x)
+            prob = problems.mri_from_image(x, mask)
+            zf = evaluate(drain(registry.get("zero-filled"), prob).image, ref, "gdunet")["psnr"]
+            res = drain(G.SPEC, prob)
+            assert res.stages == 7
+            gains.append(evaluate(res.image, ref, "gdunet")["psnr"] - zf)
+        assert min(gains) > 0.5, (ratio, gains)
+
+
+@pytest.mark.data
+def test_bundled_ct_model_beats_fbp_on_aapm_slices(data_root):
+    """The shipped CT model on 2 of the 12 AAPM slices (averaged to 256²) at 60 and 180 views."""
+    from napari_unrollrecon.engine import io
+    from napari_unrollrecon.engine.bench import block_mean
+    from napari_unrollrecon.engine.metrics import evaluate
+    from napari_unrollrecon.engine.stream import run as drain
+
+    if not [p for p in learned.bundled("gdunet") if learned.read_card(p)["config"].get("modality") == "ct"]:
+        pytest.skip("no bundled GDUNet CT weights")
+    files = sorted((data_root / "GMSD-AAPM-CT/Test_CT").glob("*.npy"))[:2]
+    for views in (60, 180):
+        gains = []
+        for f in files:
+            x = block_mean(io.read(f).data, 2)
+            prob = problems.ct_from_image(x, n_views=views)
+            fbp = evaluate(drain(registry.get("fbp"), prob).image, x, "gdunet-ct")["psnr"]
+            res = drain(G.SPEC, prob)
+            assert res.stages == 5
+            gains.append(evaluate(res.image, x, "gdunet-ct")["psnr"] - fbp)
+        assert min(gains) > 1.0, (views, gains)

@@ -77,6 +77,7 @@ def _arch(config: dict) -> dict:
         "complex": bool(config.get("complex", False)) and modality == "mri",
         "inner_steps": int(config.get("inner_steps", 3)),
         "lam_init": float(config.get("lam_init", 0.5)),
+        "threshold_lowpass": bool(config.get("threshold_lowpass", True)),
     }
     if arch["padding"] not in ("reflect", "circular"):
         raise ValueError(f"GDUNet frame padding must be 'reflect' or 'circular', got {arch['padding']!r}")
@@ -308,7 +309,8 @@ class GDUNet(nn.Module):
 
     def __init__(self, modality: str = "mri", stages: int = 7, frame_size: int = 11, padding: str = "reflect",
                  width: int = 121, embed: int = 31, blocks: int = 3, res_blocks: int = 2, fusion_kernel: int = 3,
-                 complex: bool = False, inner_steps: int = 3, lam_init: float = 0.5):
+                 complex: bool = False, inner_steps: int = 3, lam_init: float = 0.5,
+                 threshold_lowpass: bool = True):
         super().__init__()
         self.config = _arch(dict(locals()))
         self.modality, self.n_stages, self.inner_steps = modality, stages, inner_steps
@@ -317,6 +319,12 @@ class GDUNet(nn.Module):
         self.threshold_net = ThresholdNet(self.frame.n_filters, self.channels, width, embed, blocks, res_blocks,
                                           fusion_kernel)
         self.lam = nn.Parameter(torch.tensor(float(lam_init)))
+        # threshold_lowpass=False leaves the constant atom (the local mean) unshrunk, as frame-based
+        # regularisation usually does (Cai, Osher & Shen); the paper thresholds every channel.
+        keep = torch.ones(1, self.frame.n_filters, 1, 1)
+        if not threshold_lowpass:
+            keep[:, 0] = 0.0
+        self.register_buffer("threshold_gate", keep, persistent=False)
         # CT step sizes per stage, positive through softplus: 2η₁‖A‖² = 1 (‖A‖ normalised to 1), η₂ = 0.05
         n_eta = stages if modality == "ct" else 0
         self.eta1 = nn.Parameter(torch.full((n_eta,), _inverse_softplus(0.5)))
@@ -359,7 +367,7 @@ class GDUNet(nn.Module):
     def stage(self, x, previous, data, stage: int, eps_scale=1.0, tau_lam=None):
         """One stage: thresholds, gradient step, consistency. Returns (x_next, x̂, ε)."""
         eps, coeffs = self.thresholds(x, previous)
-        eps = eps * eps_scale
+        eps = eps * self.threshold_gate * eps_scale
         xhat = self.gradient_step(x, eps, coeffs, tau_lam)
         if self.modality == "mri":
             y, mask = data
