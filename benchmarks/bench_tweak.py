@@ -47,35 +47,35 @@ def measure(viewer, dock, app, method, sample, views=None):
         _pump_until(app, lambda: dock.record is not before and dock.worker is None)
         _pump_until(app, lambda: not dock._dirty, timeout=5)
         app.processEvents()
-        rows.append((name, value, time.perf_counter() - t0))
+        rows.append((name, value, time.perf_counter() - t0, dock.status.text().splitlines()[0][:110]))
+        reset = dock.record  # back to the default: wait for that (debounced) re-run to finish too
         dock.param_form.set_value(name, dict(dock._spec().defaults()).get(name))
-        _pump_until(app, lambda: dock.worker is None)
-        time.sleep(0.2)
-        _pump_until(app, lambda: dock.worker is None)
+        _pump_until(app, lambda: dock.record is not reset and dock.worker is None)
     return rows
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", default="gdunet", choices=sorted(TWEAKS))
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     import napari
     import torch
     from qtpy.QtWidgets import QApplication
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     viewer = napari.Viewer(show=True)
     _, dock = viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
     app = QApplication.instance()
     cases = [("mri_phantom_magnitude", None)]
     if args.method == "gdunet":
         cases = [("mri_phantom", None), ("ct_phantom", 90)]
-    print("| method | data | change | seconds to the re-run's last frame |")
-    print("|---|---|---|---|")
+    print("| method | data | change | seconds to the re-run's last frame | dock status |")
+    print("|---|---|---|---|---|")
     for sample, views in cases:
-        for name, value, seconds in measure(viewer, dock, app, args.method, sample, views):
+        for name, value, seconds, status in measure(viewer, dock, app, args.method, sample, views):
             print(f"| {args.method} | {sample}{f' ({views} views)' if views else ''} | {name} = {value} | "
-                  f"{seconds:.2f} |", flush=True)
+                  f"{seconds:.2f} | {status} |", flush=True)
     viewer.close()
 
 

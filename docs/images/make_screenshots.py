@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import napari
+import numpy as np
 import torch
 from qtpy.QtWidgets import QApplication
 
@@ -101,6 +102,11 @@ def cgpd_run():
     wait(lambda: dock.worker is None, timeout=300)
     pump(1.0)
     viewer.dims.set_current_step(0, 6)  # scrub back to stage 7 of 13
+    for layer in viewer.layers:  # what napari's "auto-contrast: once" does, for the frame on screen
+        if layer.metadata.get("unrollrecon", {}).get("kind") == "extra":
+            lo, hi = np.percentile(np.asarray(layer.data[6]), [1, 99])
+            layer.contrast_limits = (float(lo), float(max(hi, lo + 1e-6)))
+            layer.colormap = "twilight_shifted"
     pump(0.8)
     viewer.screenshot(str(OUT / "dock_cgpd_stages.png"), canvas_only=False)
     viewer.close()

@@ -169,3 +169,21 @@ def test_ddp_two_cpu_processes_lower_the_loss_and_end_identical(tmp_path):
     assert state_digest(model) == card["rank_digests"][0]
     rows = [r for r in _log(tmp_path / "ddp") if r["loss"]]
     assert float(rows[-1]["loss"]) < 0.8 * float(rows[0]["loss"])
+
+
+def test_init_warm_starts_from_weights_and_refuses_another_architecture(smoke):
+    from training import dist as Dd
+    from training.trainer import _Run
+
+    first = train(smoke("a"), quiet=True, command="test")
+    weights = Path(first["weights"])
+    run = _Run(smoke("b", f"train.init='{weights}'"), Dd.setup("cpu", 1), command="test")
+    run._resume(None)
+    for name, tensor in learned.load_state(weights).items():
+        assert torch.equal(run.model.state_dict()[name], tensor), name
+    ckpt_file = sorted((Path(first["out"]) / "checkpoints").glob("*.safetensors"))[-1]
+    run = _Run(smoke("c", f"train.init='{ckpt_file}'"), Dd.setup("cpu", 1), command="test")
+    run._resume(None)  # a checkpoint (model/ and optim/ tensors) works too
+    wider = _Run(smoke("d", f"train.init='{weights}'", "model.channels=12"), Dd.setup("cpu", 1), command="test")
+    with pytest.raises(ckpt.CheckpointError, match="does not fit"):
+        wider._resume(None)

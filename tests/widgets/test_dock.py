@@ -344,9 +344,11 @@ def test_gdunet_streams_threshold_maps_and_reruns_after_an_eps_tweak(dock, qtbot
         _wait_done(qtbot, widget)
         [layer] = _recon_layers(viewer)
         [eps] = _recon_layers(viewer, "extra")
-        assert layer.data.shape[0] == 4 and eps.data.shape == layer.data.shape and not eps.visible
+        assert layer.data.shape[0] == 4 and not eps.visible  # hidden: its frames are synced when shown
         assert eps.name.startswith("threshold ε[2]") and eps.axis_labels == layer.axis_labels
-        assert float(eps.data.min()) >= G.EPS_RANGE[0]
+        eps.visible = True
+        assert eps.data.shape == layer.data.shape and float(eps.data.min()) >= G.EPS_RANGE[0]
+        eps.visible = False
         from napari_unrollrecon.methods.base import Update
 
         text = widget._progress_text(G.SPEC, Update(2, 4, before_img := np.zeros((2, 2), np.float32),

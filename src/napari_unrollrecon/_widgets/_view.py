@@ -44,6 +44,12 @@ def spatial_labels(ndim: int) -> tuple[str, ...]:
     return ("stage", *(("frame",) if ndim == 4 else ()), "y", "x")[:ndim]
 
 
+def _robust_limits(stack: np.ndarray) -> tuple[float, float]:
+    """Contrast for a map of any sign: 1st to 99th percentile (a few hot pixels do not wash it out)."""
+    lo, hi = (float(v) for v in np.percentile(stack, [1, 99]))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
 def set_translate(layer, yx: tuple[float, float]) -> None:
     t = [0.0] * layer.ndim
     t[-2], t[-1] = float(yx[0]), float(yx[1])
@@ -128,21 +134,32 @@ class ResultView:
                 extra.stages[-1] = int(update.stage)
 
     def _refresh_extras(self) -> None:
-        """Extra maps as hidden layers (tick the eye in the layer list to see one)."""
+        """Extra maps as hidden layers (tick the eye in the layer list to see one). Their contrast
+        follows the frames so far (1st-99th percentile) until the user sets it."""
         for key, extra in self.extras.items():
             if not len(extra):
                 continue
             layer = self.extra_layers.get(key)
             if not _alive(self.viewer, layer) or layer.ndim != extra.buf.ndim:
-                lo, hi = float(extra.buf[0].min()), float(extra.buf[0].max())
                 layer = self.extra_layers[key] = self.viewer.add_image(
                     extra.view, name=f"{key} · {self.name}", colormap="inferno", visible=False,
-                    contrast_limits=(lo, hi if hi > lo else lo + 1.0), axis_labels=self.layer.axis_labels,
+                    contrast_limits=_robust_limits(extra.view), axis_labels=self.layer.axis_labels,
                     metadata={C.META_KEY: {"kind": "extra", "source": self.name, "extra": key}})
+                layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
+                layer.events.visible.connect(lambda event, k=key: self._sync_extra(k))
                 if self.on_new_extra is not None:
                     QTimer.singleShot(0, self.on_new_extra)
             elif layer.visible or layer.data.shape != extra.view.shape:
-                layer.data = extra.view
+                self._sync_extra(key)
+
+    def _sync_extra(self, key: str) -> None:
+        layer, extra = self.extra_layers.get(key), self.extras.get(key)
+        if not _alive(self.viewer, layer) or extra is None or not len(extra) or not layer.visible:
+            return
+        layer.data = extra.view
+        if np.allclose(layer.contrast_limits, layer.metadata.get("auto_limits", layer.contrast_limits)):
+            layer.contrast_limits = _robust_limits(extra.view)  # not touched by the user: follow the data
+            layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
 
     def refresh(self, limits_key, reference) -> bool:
         """Show the stack's frames; the slider follows the newest frame unless the user scrubbed

@@ -599,7 +599,7 @@ SPEC = MethodSpec(
         Param("stages", 0, kind="int", low=0, high=30, label="stages (0 = as trained)",
               help="number of unrolled stages; the modules are shared, so a model runs for any count"),
         Param("eps_scale", 1.0, low=0.0, high=10.0, live=True, label="ε × (all stages)",
-              help="multiplier on every generated threshold (0 = no shrinkage)"),
+              help="multiplier on every generated threshold (0 = no shrinkage: x̂ = (1 − τλ)x + τλ·WᵀWx)"),
         Param("tau_lambda", 0.0, low=0.0, high=1.0, live=True, label="τλ (0 = learned)",
               help="weight of the gradient-network step x̂ = x − τλ·G(x); 0 keeps the learned value"),
         Param("show_thresholds", True, kind="bool", live=True, label="stream threshold map",
