@@ -42,6 +42,12 @@ def viewer_with_dock(title):
     return viewer, dock
 
 
+def hide_sinograms(viewer) -> None:
+    for layer in list(viewer.layers):
+        if layer.metadata.get("unrollrecon", {}).get("kind") == "sinogram":
+            layer.visible = False
+
+
 def mri_run():
     """TV on the MRI phantom mid-run, side by side with the reference and its error map."""
     viewer, dock = viewer_with_dock("UnrollRecon – MRI TV reconstruction")
@@ -79,9 +85,7 @@ def ct_compare():
         item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
     for name in ("tv", "l1-wavelet"):  # fewer iterations than the defaults: a quicker picture
         dock.edits.record(registry.get(name), "ct", "iterations", 100)
-    for layer in list(viewer.layers):  # the user hides the sinogram to look at images only
-        if layer.metadata.get("unrollrecon", {}).get("kind") == "sinogram":
-            layer.visible = False
+    hide_sinograms(viewer)  # the user hides the sinogram to look at images only
     dock.compare()
     wait(lambda: dock.worker is None, timeout=300)
     pump(0.8)
@@ -121,9 +125,7 @@ def gdunet_ct():
     dock.method_combo.setCurrentIndex(dock.method_combo.findData("gdunet"))
     dock.param_form.set_value("threshold_channel", 12)
     dock.side_check.setChecked(True)
-    for layer in list(viewer.layers):
-        if layer.metadata.get("unrollrecon", {}).get("kind") == "sinogram":
-            layer.visible = False
+    hide_sinograms(viewer)
     pump(0.5)
     dock.run()
     wait(lambda: dock.worker is None, timeout=300)

@@ -369,16 +369,6 @@ def _fingerprint(model, problem) -> tuple:
     return (learned.model_token(model), tuple(y.shape), float(y.abs().sum()), float(problem.operator.mask.sum()))
 
 
-def _resume_state(cache, key, first: int):
-    """Cached input of the 0-based stage ``first``."""
-    if cache is None or cache.get("key") != key or first not in cache.get("inputs", {}):
-        raise ValueError(
-            f"cannot resume CGPD-CSNet at stage {first + 1}: the cache holds no state for this model "
-            "and data at that stage; run again from the start (start=0)"
-        )
-    return cache["inputs"][first]
-
-
 @torch.no_grad()
 def _coefficients(model, problem, params):
     """(ratio, learned η, β, effective η, β) for the current parameters; (1, n_s) each."""
@@ -400,7 +390,7 @@ def run(problem, params, cache=None, start=0):
     with torch.no_grad():  # not held across the yields below: grad mode is per thread
         y, x, scale = model.initial(problem.y.unsqueeze(0).to(torch.complex64), mask)
     if first > 0:
-        x = _resume_state(cache, key, first)
+        x = learned.cached_stage_input(cache, key, first, "CGPD-CSNet")
     elif cache is not None:
         cache.clear()
         cache.update(key=key, inputs={})

@@ -527,13 +527,6 @@ def _fingerprint(model, problem) -> tuple:
     return (learned.model_token(model), tuple(problem.y.shape), float(problem.y.abs().sum()), extra)
 
 
-def _resume_state(cache, key, first: int):
-    if cache is None or cache.get("key") != key or first not in cache.get("inputs", {}):
-        raise ValueError(f"cannot resume GDUNet at stage {first + 1}: the cache holds no state for this model and "
-                         "data at that stage; run again from the start (start=0)")
-    return cache["inputs"][first]
-
-
 @torch.no_grad()
 def _stage_info(model, l: int, eps, tau_lam) -> dict:
     info = {"tau_lambda": float(tau_lam if tau_lam is not None else TAU * model.lam.detach()),
@@ -560,7 +553,7 @@ def run(problem, params, cache=None, start=0):
         data, x, scale = model.initial(y.to(torch.complex64) if problem.modality == "mri" else y.float(), data_op)
     previous = None
     if first > 0:
-        x, previous = _resume_state(cache, key, first)
+        x, previous = learned.cached_stage_input(cache, key, first, "GDUNet")
     elif cache is not None:
         cache.clear()
         cache.update(key=key, inputs={})
