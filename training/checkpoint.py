@@ -23,13 +23,17 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed; the message says why."""
 
 
-def save(folder: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict) -> Path:
-    """Write step_<N>.safetensors and step_<N>.json atomically (tmp files, then rename)."""
+def save(folder: str | Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict,
+         ema: torch.nn.Module | None = None) -> Path:
+    """Write step_<N>.safetensors and step_<N>.json atomically (tmp files, then rename); an EMA copy
+    of the model goes in as ``ema/<name>``."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema/{k}": v for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
     scalars = {}
     for pid, state in opt["state"].items():
@@ -85,8 +89,10 @@ def read_meta(path: str | Path) -> dict:
     return doc
 
 
-def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """Restore model (and optimiser) state in place; returns the JSON document."""
+def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+         ema: torch.nn.Module | None = None) -> dict:
+    """Restore model (optimiser, EMA) state in place; returns the JSON document. A checkpoint
+    without EMA tensors starts the EMA from the model's weights."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -103,6 +109,9 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
                               "(was the model config changed?)") from None
     if optimizer is not None:
         optimizer.load_state_dict(_optim_state(tensors, doc))
+    if ema is not None:
+        ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
+        ema.load_state_dict(ema_state or state)
     return doc
 
 

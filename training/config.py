@@ -40,6 +40,8 @@ TRAIN_DEFAULTS = {
     "warmup": 0,              # linear warm-up steps
     "min_lr_factor": 0.0,     # cosine floor as a fraction of lr
     "grad_clip": 0.0,         # max gradient norm, 0 = off
+    "ema": 0.0,               # exponential moving average of the weights (decay, e.g. 0.999; 0 = off):
+                              #   validated, exported and resumed in place of the raw weights
     "init": "",               # start from these weights (a .safetensors model or checkpoint), not at random
     "val_every": 200,
     "ckpt_every": 500,

@@ -64,6 +64,7 @@ class _Run:
         if self.t["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = _optimizer(self.model, self.t)
+        self.ema = _ema_copy(self.model) if self.t["ema"] > 0 else None
         self.step, self.best, self.best_step, self.elapsed = 0, -math.inf, 0, 0.0
         self.last_val = None
 
@@ -124,7 +125,13 @@ class _Run:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.t)
         self.opt.step()
+        if self.ema is not None:
+            _ema_update(self.ema, self.model, self.t["ema"])
         return float(loss.detach()), logs or {}
+
+    def _exported(self) -> torch.nn.Module:
+        """The weights that are validated and exported: the EMA copy when there is one."""
+        return self.ema if self.ema is not None else unwrap(self.model)
 
     # ------------------------------------------------------------------ pieces
     def _wrap(self):
@@ -149,7 +156,7 @@ class _Run:
         Each image is simulated on its own with a generator seeded by its index, so the score does
         not depend on the number of processes or the batch size.
         """
-        model = unwrap(self.model)
+        model = self._exported()
         model.eval()
         total, count = 0.0, 0
         for i in range(self.ctx.rank, len(self.val_images), self.ctx.world):
@@ -164,7 +171,7 @@ class _Run:
         if self.last_val > self.best:
             self.best, self.best_step = self.last_val, self.step
             if self.ctx.main:
-                save_weights(self.model, self.out / f"{self.cfg['name']}-best.safetensors",
+                save_weights(self._exported(), self.out / f"{self.cfg['name']}-best.safetensors",
                              self._card(best=True))
         return self.last_val
 
@@ -175,7 +182,7 @@ class _Run:
 
     def _checkpoint(self):
         if self.ctx.main:
-            ckpt.save(self.ckpt_dir, self.step, self.model, self.opt, self._meta())
+            ckpt.save(self.ckpt_dir, self.step, unwrap(self.model), self.opt, self._meta(), ema=self.ema)
             ckpt.prune(self.ckpt_dir, self.t["keep_ckpts"])
         Dd.barrier(self.ctx)
 
@@ -192,6 +199,8 @@ class _Run:
         except RuntimeError as e:
             raise ckpt.CheckpointError(f"train.init = {self.t['init']} does not fit this config's model: "
                                        f"{str(e).splitlines()[0]}") from None
+        if self.ema is not None:
+            self.ema.load_state_dict(unwrap(self.model).state_dict())
         if self.ctx.main:
             print(f"initialised from {self.t['init']}", file=sys.stderr)
 
@@ -205,7 +214,7 @@ class _Run:
             if self.ctx.main:
                 print(f"no checkpoint in {self.ckpt_dir}; starting from step 0", file=sys.stderr)
             return
-        doc = ckpt.load(path, self.model, self.opt)
+        doc = ckpt.load(path, unwrap(self.model), self.opt, ema=self.ema)
         if doc.get("method") != self.method.name or doc.get("model_config") != _public(self.model_cfg):
             raise ckpt.CheckpointError(f"checkpoint {path} was made for {doc.get('method')} with model config "
                                        f"{doc.get('model_config')}, not {self.method.name} with {self.model_cfg}")
@@ -225,7 +234,7 @@ class _Run:
                                "gradient synchronisation failed - do not use these weights")
         path = self.out / f"{self.cfg['name']}.safetensors"
         if self.ctx.main:
-            save_weights(self.model, path, self._card(best=False, digests=digests))
+            save_weights(self._exported(), path, self._card(best=False, digests=digests))
         Dd.barrier(self.ctx)
         return {"weights": str(path), "steps": self.step, "wall_time_s": self.elapsed,
                 "val_psnr": self.last_val, "best_val_psnr": self.best, "best_step": self.best_step,
@@ -239,7 +248,8 @@ class _Run:
             "metrics": {"val_psnr": self.last_val, "best_val_psnr": self.best, "best_step": self.best_step,
                         "metric": "mean PSNR (dB) of magnitudes over the validation set, data range of each "
                                   "reference, masks drawn as in training with a fixed seed"},
-            "selection": "best validation PSNR" if best else "last step",
+            "selection": ("best validation PSNR" if best else "last step")
+                         + (f", EMA weights (decay {self.t['ema']})" if self.ema is not None else ""),
             "training": self.t, "config_file": _repo_relative(self.cfg.get("config_file")),
             "command": self.command, "world_size": self.ctx.world,
             "launcher": f"torchrun, {self.ctx.world} processes ({self.ctx.backend})" if self.ctx.distributed
@@ -262,6 +272,26 @@ class _DDP(torch.nn.parallel.DistributedDataParallel):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(self.module, name)
+
+
+def _ema_copy(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    ema = copy.deepcopy(unwrap(model)).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1 − decay)·model for floating tensors; other buffers are copied."""
+    src = unwrap(model).state_dict()
+    for k, v in ema.state_dict().items():
+        if v.is_floating_point():
+            v.lerp_(src[k].to(v.dtype), 1 - decay)
+        else:
+            v.copy_(src[k])
 
 
 def lr_at(step: int, t: dict) -> float:

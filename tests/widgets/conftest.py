@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
 
 DUMMY = "dummy-stages"
 
@@ -21,19 +21,19 @@ def _dummy_run(problem, params, cache=None, start=0):
     base = problem.operator.fbp(problem.y) if problem.modality == "ct" else problem.operator.AH(problem.y)
     base = base.abs()
     first = 1
-    if start > 1 and cache is not None and (start - 1) in cache:
-        first = start
-    if cache is not None:
-        cache["resumed_from"] = first
+    if start > 1 and cache is not None and cache.key == DUMMY:
+        first = resume_point(cache, DUMMY, start, "dummy")[0] + 1
+    elif cache is not None:
+        cache.reset(DUMMY)
+        cache.resumed_from = 1
     for k in range(first, steps + 1):
         if params["fail_at"] and k == params["fail_at"]:
             raise RuntimeError(f"dummy failure at stage {k}")
         time.sleep(params["delay"])
         x = base * params["gain"] * k / steps + (params["offset"] if k >= 3 else 0.0)
         if cache is not None:
-            cache[k] = x
-        changes = yield make(k, x, label=f"dummy stage {k}/{steps}")
-        params.apply(changes)
+            cache.put(k, x)
+        yield make(k, x, label=f"dummy stage {k}/{steps}")
     return make.result(DUMMY, x, stages=steps)
 
 

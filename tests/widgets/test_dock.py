@@ -124,7 +124,7 @@ def test_tweak_after_run_reruns_from_affected_stage(dock, qtbot, phantom):
     assert np.allclose(layer.data[-1], before + 1.0, atol=1e-4)
     stages = layer.metadata[META_KEY]["stages"]  # shown stages (throttled to ≤ 20/s)
     assert stages[0] == 1 and stages[-1] == 5 and stages == sorted(set(stages))
-    assert widget.record.cache["resumed_from"] == 3
+    assert widget.record.cache.resumed_from == 3
 
 
 def test_compare_labels_every_panel(dock, qtbot, phantom):

@@ -19,12 +19,12 @@ from typing import Callable
 
 import numpy as np
 
+from napari_unrollrecon.engine.stream import KEEP_ALL, MAX_RATE, Throttle  # noqa: F401 - the engine's throttle
+
 META_KEY = "unrollrecon"  # our key in napari layer metadata
 KINDS = ("image", "kspace", "sinogram")
 KIND_LABELS = {"image": "image", "kspace": "k-space", "sinogram": "sinogram"}
 MODALITIES = {"mri": "MRI", "dmri": "dynamic MRI", "ct": "CT"}
-MAX_RATE = 20.0  # display updates per second
-KEEP_ALL = 32  # runs of at most this many stages (unrolled networks) keep and show every stage
 KEEP_EVERY = 0.5  # longer runs keep a frame at most this often (s); newer stages update the last
 #: ``metadata["unrollrecon"]["kind"]`` of the dock's own output layers (never offered as input)
 OUTPUT_KINDS = ("reconstruction", "error", "mask-preview", "compare", "reference", "labels", "extra")
@@ -207,26 +207,6 @@ def auto_reference(data: np.ndarray, kind: str) -> np.ndarray | None:
     return np.abs(data).astype(np.float32) if kind == "image" else None
 
 
-# --------------------------------------------------------------------------- throttling
-class Throttle:
-    """Decides which updates reach the screen: the first, the last, and ≤ ``max_rate`` per second;
-    every stage of a short run (≤ ``keep_all`` stages, e.g. an unrolled network)."""
-
-    def __init__(self, max_rate: float = MAX_RATE, clock: Callable[[], float] = time.perf_counter,
-                 keep_all: int = KEEP_ALL):
-        self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
-        self.clock = clock
-        self.keep_all = keep_all
-        self.last: float | None = None
-
-    def __call__(self, stage: int, total: int) -> bool:
-        now = self.clock()
-        if self.last is None or stage >= total or total <= self.keep_all or now - self.last >= self.interval:
-            self.last = now
-            return True
-        return False
-
-
 # --------------------------------------------------------------------------- the worker's generator
 @dataclass
 class Frame:
@@ -263,7 +243,6 @@ def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, refere
     ``send`` a dict of live parameter changes; it reaches the method at its next stage.
     Returns an :class:`Outcome` (``StopIteration.value``).
     """
-    from napari_unrollrecon.engine.metrics import evaluate
     from napari_unrollrecon.engine.stream import stream
     from napari_unrollrecon.methods.base import StageCache
 
@@ -273,7 +252,8 @@ def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, refere
         prepared = prepare() if callable(prepare) else prepare
         if cache is None and spec.resumable:
             cache = StageCache()
-        gen = stream(spec, prepared.problem, params, reference=None, cache=cache, start=start)
+        gen = stream(spec, prepared.problem, params, reference=reference, convention=convention, cache=cache,
+                     start=start, throttle=throttle)
         changes = None
         while True:
             try:
@@ -281,12 +261,7 @@ def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, refere
             except StopIteration as stop:
                 result = stop.value
                 break
-            show = throttle(update.stage, update.total)
-            if show and reference is not None:
-                update.metrics = evaluate(update.image, reference, convention)
-            changes = yield Frame(update, show, spec.name)
-        if reference is not None:
-            result.metrics = evaluate(result.image, reference, convention)
+            changes = yield Frame(update, update.show, spec.name)
         return Outcome(result=result, prepared=prepared, cache=cache, method=spec.name)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the dock
         return Outcome(error=friendly(exc, spec.title), prepared=prepared, method=spec.name)

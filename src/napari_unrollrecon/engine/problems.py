@@ -71,7 +71,7 @@ def _mri_problem(op, y, shape, meta) -> Problem:
     modality = "dmri" if len(shape) == 3 else "mri"
     meta = dict(meta or {})
     meta.setdefault("ratio", float(op.mask.mean()))
-    return Problem(modality=modality, operator=op, y=y, scale=scale, image_shape=tuple(shape[-2:]), meta=meta)
+    return Problem(modality=modality, operator=op, y=y, scale=scale, image_shape=tuple(shape), meta=meta)
 
 
 def ct_from_image(image, n_views: int, device="cpu", noise: float = 0.0, seed: int = 0, meta=None, **geometry) -> Problem:

@@ -17,6 +17,8 @@ _BUILTIN = {
     "l1-wavelet": "napari_unrollrecon.methods.l1_wavelet",
     "cgpd-csnet": "napari_unrollrecon.methods.cgpd_csnet",
     "gdunet": "napari_unrollrecon.methods.gdunet",
+    "hggdp": "napari_unrollrecon.methods.hggdp",
+    "gaussian-langevin": "napari_unrollrecon.methods.gaussian_langevin",
 }
 _REGISTRY: dict[str, MethodSpec] = {}
 

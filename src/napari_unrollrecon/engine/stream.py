@@ -15,6 +15,34 @@ import numpy as np
 from napari_unrollrecon.engine import metrics as M
 from napari_unrollrecon.methods.base import Problem, Result, StageCache, Update
 
+MAX_RATE = 20.0  # updates per second a consumer is shown by default
+KEEP_ALL = 32  # runs of at most this many stages (unrolled networks) show every stage
+
+
+class Throttle:
+    """Which updates a consumer is shown: ≤ ``max_rate`` per second and always the last one;
+    every stage of a short run (≤ ``keep_all`` stages). The first update counts against the rate
+    from the moment the throttle starts, so a run of duration d shows ≤ rate·d + 1 updates."""
+
+    def __init__(self, max_rate: float = MAX_RATE, clock: Callable[[], float] = time.perf_counter,
+                 keep_all: int = KEEP_ALL):
+        self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
+        self.clock = clock
+        self.keep_all = keep_all
+        self.last: float | None = None
+
+    def start(self) -> None:
+        self.last = self.clock()
+
+    def __call__(self, stage: int, total: int) -> bool:
+        now = self.clock()
+        if self.last is None:
+            self.last = now - self.interval  # not started: show the first update at once
+        if stage >= total or total <= self.keep_all or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
 
 def stream(
     spec,
@@ -25,15 +53,19 @@ def stream(
     ssim_every: int = 1,
     cache: StageCache | None = None,
     start: int = 0,
+    throttle: Throttle | None = None,
 ):
-    """Run ``spec`` on ``problem``; yields Updates with ``metrics`` filled when a reference is given.
+    """Run ``spec`` on ``problem``; yields every Update, with ``show`` set by ``throttle`` (all
+    shown without one) and ``metrics`` filled for shown updates when a reference is given.
 
     SSIM costs ~10 ms per 256² image: ``ssim_every=k`` computes it on every k-th stage and the last
-    (PSNR and NMSE every stage), which keeps 1000-step samplers fast.
+    (PSNR and NMSE on every shown stage). Updates not shown are never materialised here.
     """
     gen = spec.start(problem, params, cache=cache, start=start)
     if reference is not None:
         reference = np.abs(np.asarray(reference)).astype(np.float32)
+    if throttle is not None and throttle.last is None:
+        throttle.start()
     changes = None
     while True:
         try:
@@ -43,7 +75,8 @@ def stream(
             if reference is not None:
                 result.metrics = M.evaluate(result.image, reference, convention)
             return result
-        if reference is not None:
+        update.show = throttle(update.stage, update.total) if throttle is not None else True
+        if reference is not None and update.show:
             last = update.stage >= update.total
             want_ssim = last or ssim_every <= 1 or update.stage % ssim_every == 0
             update.metrics = M.evaluate(update.image, reference, convention, with_ssim=want_ssim)
@@ -58,20 +91,31 @@ def run(
     convention: str = "range",
     on_update: Callable[[Update], dict | None] | None = None,
     ssim_every: int = 0,
+    throttle: Throttle | None = None,
     **kw,
 ) -> Result:
     """Drain :func:`stream` and return the Result; ``on_update`` may return live changes.
 
-    By default intermediate SSIMs are skipped (``ssim_every=0`` means "final only").
+    By default intermediate SSIMs are skipped (``ssim_every=0`` means "final only"). Without an
+    ``on_update`` nothing looks at the updates, so none is materialised (metrics come only for
+    the Result); with one, metrics come for the updates ``throttle`` shows (all without one).
     """
     t0 = time.perf_counter()
-    gen = stream(spec, problem, params, reference, convention, ssim_every=ssim_every or 10**9, **kw)
+    if on_update is None:
+        metric_ref, throttle = None, None
+    else:
+        metric_ref = reference
+    gen = stream(spec, problem, params, metric_ref, convention, ssim_every=ssim_every or 10**9,
+                 throttle=throttle, **kw)
     changes = None
     while True:
         try:
             update = gen.send(changes)
         except StopIteration as stop:
             result = stop.value
+            if on_update is None and reference is not None:
+                result.metrics = M.evaluate(result.image, np.abs(np.asarray(reference)).astype(np.float32),
+                                            convention)
             result.seconds = time.perf_counter() - t0
             return result
         changes = on_update(update) if on_update else None

@@ -20,10 +20,8 @@ NONNEG = Param("nonneg", True, kind="bool", label="non-negative (CT)")
 
 
 def initial_estimate(problem) -> torch.Tensor:
-    """Aᴴy for MRI (zero-filled), ramp-filtered back-projection for CT: cheap, on the data scale."""
-    if problem.modality == "ct":
-        return problem.operator.fbp(problem.y)
-    return problem.operator.AH(problem.y)
+    """The operator's cheap estimate on the data scale (Aᴴy for MRI, FBP for CT)."""
+    return problem.operator.initial_estimate(problem.y)
 
 
 def normalised_operator(problem):

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_unrollrecon.methods import learned
-from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.physics.masks import make_mask
 
@@ -383,31 +383,26 @@ def run(problem, params, cache=None, start=0):
     n_s = model.n_stages
     if not 0 <= int(start) <= n_s:
         raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
-    first = max(int(start), 1) - 1  # protocol: 1-based stage to recompute from; 0 or 1 = all
     make = UpdateMaker(problem, params, total=n_s)
     mask = problem.operator.mask.to(problem.device)
     key = _fingerprint(model, problem)
     with torch.no_grad():  # not held across the yields below: grad mode is per thread
         y, x, scale = model.initial(problem.y.unsqueeze(0).to(torch.complex64), mask)
-    if first > 0:
-        x = learned.cached_stage_input(cache, key, first, "CGPD-CSNet")
-    elif cache is not None:
-        cache.clear()
-        cache.update(key=key, inputs={})
+    first, state = resume_point(cache, key, start, "CGPD-CSNet")
+    x = x if state is None else state
     for l in range(first, n_s):
         ratio, eta0, beta0, eta, beta = _coefficients(model, problem, params)
         if cache is not None:
-            cache["inputs"][l] = x
+            cache.put(l, x)
         with torch.no_grad():
             x, e = model.stages[l](x, y, mask, eta[:, l], beta[:, l])
             image = model.to_image(x, scale)[0]
         extras = {"correction": _correction_view(model, e, scale)} if params["show_correction"] else {}
         info = {"eta": float(eta[0, l]), "beta": float(beta[0, l]), "eta_learned": float(eta0[0, l]),
                 "beta_learned": float(beta0[0, l]), "condition_ratio": ratio}
-        changes = yield make(l + 1, image, label=f"CGPD-CSNet stage {l + 1}/{n_s}", extras=extras, info=info)
-        params.apply(changes)
+        yield make(l + 1, image, label=f"CGPD-CSNet stage {l + 1}/{n_s}", extras=extras, info=info)
     if cache is not None:
-        cache["inputs"][n_s] = x
+        cache.put(n_s, x)
     image = model.to_image(x, scale)[0]
     return make.result(NAME, image, stages=n_s, meta={"weights": source, "config": dict(model.config)})
 

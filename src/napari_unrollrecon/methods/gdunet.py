@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_unrollrecon.methods import learned
-from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 
 NAME = "gdunet"
@@ -544,22 +544,17 @@ def run(problem, params, cache=None, start=0):
     n_s = int(params["stages"]) or model.n_stages
     if not 0 <= int(start) <= n_s:
         raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
-    first = max(int(start), 1) - 1  # protocol: 1-based stage to recompute from; 0 or 1 = all
     make = UpdateMaker(problem, params, total=n_s)
     key = _fingerprint(model, problem)
     data_op = problem.operator.mask.to(problem.device) if problem.modality == "mri" else problem.operator
     y = problem.y.unsqueeze(0)
     with torch.no_grad():  # not held across the yields below: grad mode is per thread
         data, x, scale = model.initial(y.to(torch.complex64) if problem.modality == "mri" else y.float(), data_op)
-    previous = None
-    if first > 0:
-        x, previous = learned.cached_stage_input(cache, key, first, "GDUNet")
-    elif cache is not None:
-        cache.clear()
-        cache.update(key=key, inputs={})
+    first, state = resume_point(cache, key, start, "GDUNet")
+    x, previous = (x, None) if state is None else state
     for l in range(first, n_s):
         if cache is not None:
-            cache["inputs"][l] = (x, previous)
+            cache.put(l, (x, previous))
         eps_scale = params["eps_scale"] * params.get(f"eps_scale_{l + 1}", 1.0)
         tau_lam = params["tau_lambda"] or None
         with torch.no_grad():
@@ -567,12 +562,11 @@ def run(problem, params, cache=None, start=0):
             previous, x = x, x_next
             image = model.to_image(x, scale)[0]
         channel = min(int(params["threshold_channel"]), eps.shape[1] - 1)
-        extras = {f"threshold ε[{channel}]": eps[0, channel].float().cpu().numpy()} if params["show_thresholds"] else {}
-        changes = yield make(l + 1, image, label=f"GDUNet stage {l + 1}/{n_s}", extras=extras,
-                             info=_stage_info(model, l, eps, tau_lam))
-        params.apply(changes)
+        extras = {f"threshold ε[{channel}]": eps[0, channel].float()} if params["show_thresholds"] else {}
+        yield make(l + 1, image, label=f"GDUNet stage {l + 1}/{n_s}", extras=extras,
+                   info=_stage_info(model, l, eps, tau_lam))
     if cache is not None:
-        cache["inputs"][n_s] = (x, previous)
+        cache.put(n_s, (x, previous))
     return make.result(NAME, model.to_image(x, scale)[0], stages=n_s,
                        meta={"weights": source, "config": dict(model.config)})
 

@@ -57,7 +57,7 @@ def run(problem, params, cache=None, start=0):
         t_new = (1 + (1 + 4 * t * t) ** 0.5) / 2
         z = x_new + ((t - 1) / t_new) * (x_new - x)
         x, t = x_new, t_new
-        params.apply((yield make(it, x, label=f"L1-wavelet iteration {it}/{iters}")))
+        yield make(it, x, label=f"L1-wavelet iteration {it}/{iters}")
     return make.result(SPEC.name, x, stages=iters)
 
 

@@ -354,12 +354,3 @@ def model_token(model: torch.nn.Module) -> int:
         token = next(_TOKENS)
         object.__setattr__(model, "_unrollrecon_token", token)
     return token
-
-
-def cached_stage_input(cache, key, first: int, title: str):
-    """The input a stage cache holds for the 0-based stage ``first`` of the run identified by
-    ``key`` (model token and data); a clear error when it holds none (another model or data)."""
-    if cache is None or cache.get("key") != key or first not in cache.get("inputs", {}):
-        raise ValueError(f"cannot resume {title} at stage {first + 1}: the cache holds no state for this model "
-                         "and data at that stage; run again from the start (start=0)")
-    return cache["inputs"][first]

@@ -71,8 +71,8 @@ def run(problem, params, cache=None, start=0):
         if ct:
             x_new = x_new.real.clamp_min(0) if params["nonneg"] else x_new.real
         xbar, x = 2 * x_new - x, x_new
-        changes = yield make(it, x, label=f"TV iteration {it}/{iters}")
-        if params.apply(changes) and "time_weight" in params and problem.modality == "dmri":
+        yield make(it, x, label=f"TV iteration {it}/{iters}")
+        if "time_weight" in params.last_changed and problem.modality == "dmri":
             tw = min(params["time_weight"], 1.0)
             if q.shape[0] != grad(x, tw).shape[0]:
                 q = torch.zeros_like(grad(x, tw))

@@ -61,6 +61,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_unrollrecon.physics.operator import LinearOperator
+
 FBP_FILTERS = ("ramp", "shepp-logan", "cosine", "hann")
 BACKENDS = ("auto", "sparse", "grid")
 
@@ -387,7 +389,7 @@ class _Backproject(torch.autograd.Function):
 
 
 # --------------------------------------------------------------------------- operator
-class RadonOperator:
+class RadonOperator(LinearOperator):
     """Parallel-beam Radon transform ``y = A x`` of ``N × N`` images, batched over leading dims.
 
     Parameters
@@ -529,6 +531,10 @@ class RadonOperator:
 
     def AHA(self, x: torch.Tensor) -> torch.Tensor:
         return self.AH(self.A(x))
+
+    def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
+        """FBP (ramp): on the image's intensity scale, unlike the plain adjoint."""
+        return self.fbp(y)
 
     def fbp(self, y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:
         """Filtered back-projection of sinograms ``(..., V, D)`` to images ``(..., N, N)``.

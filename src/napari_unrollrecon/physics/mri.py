@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
+from napari_unrollrecon.physics.operator import LinearOperator
 
 
-class MRIOperator:
+class MRIOperator(LinearOperator):
     """Masked Fourier sampling ``y = M ⊙ F x`` on any leading batch/time dimensions."""
 
     modality = "mri"
@@ -51,8 +52,9 @@ class MRIOperator:
     def data_consistency(self, x: torch.Tensor, y: torch.Tensor, weight: float | None = None):
         """Replace (``weight=None``) or blend sampled k-space of ``x`` with ``y``.
 
-        ``weight=None`` is hard consistency ``k = y + (1-M) F x``; a float ``w`` gives the
-        noisy-data solution ``k = (M y + w F x) / (M + w)`` on sampled points.
+        ``weight=None`` is hard consistency ``k = M y + (1-M) F x``; a float ``w`` gives the
+        weighted solution ``k = (M y + w F x) / (M + w)``, argmin ‖A x' − y‖² + w‖x' − x‖².
+        (For a weighted mask M ∈ (0, 1) the formulas use M as the weight of each sample.)
         """
         k = fft2c(x.to(torch.complex64) if not torch.is_complex(x) else x)
         if weight is None:
