@@ -164,3 +164,20 @@ def test_bench_downsample_averages_blocks_before_simulating(tmp_path):
     assert main(["bench", str(d), "--methods", "fbp", "--views", "20", "--downsample", "2", "-o", str(prefix), "-q"]) == 0
     assert "| fbp |" in (tmp_path / "c.md").read_text()
     assert main(["bench", str(d), "--methods", "fbp", "--views", "20", "--downsample", "0", "-o", str(prefix), "-q"]) == 2
+
+
+def test_recon_writes_posterior_samples_and_std_to_h5(tmp_path):
+    import h5py
+
+    from napari_unrollrecon.engine import phantoms
+
+    src = tmp_path / "img.npy"
+    np.save(src, np.abs(phantoms.mri_phantom(32)).astype(np.float32))
+    out = tmp_path / "rec.h5"
+    code = main(["recon", str(src), "-o", str(out), "--method", "gaussian-langevin", "--mask", "radial",
+                 "--ratio", "0.3", "--param", "samples=3", "--param", "levels=2", "--param", "steps=2", "--quiet"])
+    assert code == 0
+    with h5py.File(out) as f:
+        assert f["reconstruction"].shape == (1, 32, 32)
+        assert f["samples"].shape == (1, 3, 32, 32) and f["std"].shape == (1, 32, 32)
+        assert np.allclose(np.abs(f["samples"][0].mean(0)), f["reconstruction"][0], atol=1e-5)

@@ -125,8 +125,8 @@ class _Run:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.t)
         self.opt.step()
-        if self.ema is not None:
-            _ema_update(self.ema, self.model, self.t["ema"])
+        if self.ema is not None:  # warm-up: the average forgets the random initial weights quickly
+            _ema_update(self.ema, self.model, min(self.t["ema"], (1 + self.step) / (10 + self.step)))
         return float(loss.detach()), logs or {}
 
     def _exported(self) -> torch.nn.Module:

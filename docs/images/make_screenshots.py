@@ -134,8 +134,25 @@ def gdunet_ct():
     viewer.close()
 
 
+def gaussian_langevin():
+    """The sampler floor streaming: K = 16 posterior samples under the Gaussian prior, mean, |error|, std."""
+    viewer, dock = viewer_with_dock("UnrollRecon – annealed Langevin, posterior mean and std")
+    viewer.open_sample("napari-unrollrecon", "mri_phantom")
+    dock.mask_combo.setCurrentText("radial")
+    dock.ratio_spin.setValue(0.25)
+    dock.method_combo.setCurrentIndex(dock.method_combo.findData("gaussian-langevin"))
+    dock.param_form.set_value("samples", 16)
+    dock.side_check.setChecked(True)
+    pump(0.5)
+    dock.run()
+    wait(lambda: dock.worker is None, timeout=300)
+    pump(1.5)
+    viewer.screenshot(str(OUT / "dock_gaussian_langevin.png"), canvas_only=False)
+    viewer.close()
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["mri", "ct", "cgpd", "gdunet"]
+    which = sys.argv[1:] or ["mri", "ct", "cgpd", "gdunet", "langevin"]
     if "mri" in which:
         mri_run()
     if "ct" in which:
@@ -144,3 +161,5 @@ if __name__ == "__main__":
         cgpd_run()
     if "gdunet" in which:
         gdunet_ct()
+    if "langevin" in which:
+        gaussian_langevin()

@@ -199,7 +199,7 @@ def cmd_recon(args) -> int:
     mask = _mask_settings(args) if modality != "ct" else None
     if loaded[0].kind == "kspace" and args.mask is None and args.mask_file is None:
         mask = None  # measured k-space without an explicit mask keeps its own sampling pattern
-    outputs, records = [], []
+    outputs, records, samples, stds = [], [], [], []
     items = list(_expand(loaded, modality))
     if refs is not None and len(refs) != len(items):
         raise CLIError(f"--reference has {len(refs)} images but the input has {len(items)}")
@@ -226,6 +226,8 @@ def cmd_recon(args) -> int:
             if bar is not None:
                 bar.close()
         outputs.append(result.image.astype(np.float32))
+        samples.append(result.samples)
+        stds.append(result.std)
         rec = {"source": item.meta.get("source", args.input), **desc, "seconds": round(result.seconds, 4)}
         rec.update({k: round(v, 6) for k, v in result.metrics.items()})
         records.append(rec)
@@ -236,7 +238,12 @@ def cmd_recon(args) -> int:
     used = {k: v for k, v in result.params.items() if k != "weights"} | ({"weights": str(args.weights)} if args.weights else {})
     meta = {"method": spec.name, "params": used, "modality": modality,
             "device": str(device), "slices": records}
-    path = io.write(args.output, np.stack(outputs), meta)
+    extra = {}
+    if all(s is not None for s in samples) and Path(args.output).suffix.lower() in (".h5", ".hdf5"):
+        extra["samples"] = np.stack(samples)  # (slices, K, ...) posterior samples
+        if all(s is not None for s in stds):
+            extra["std"] = np.stack(stds).astype(np.float32)
+    path = io.write(args.output, np.stack(outputs), meta, extra=extra)
     if not args.quiet:
         print(f"wrote {path} {np.stack(outputs).shape}", file=sys.stderr)
     return 0

@@ -43,3 +43,62 @@ def test_registry():
     with pytest.raises(KeyError, match="unknown method 'magic'"):
         registry.get("magic")
     assert [s.name for s in registry.for_modality("ct")] == ["fbp", "tv", "l1-wavelet", "gdunet"]
+
+
+# --------------------------------------------------------------------------- lazy updates, one throttle
+def _sampler_spec(steps: int):
+    import torch
+
+    from napari_unrollrecon.methods.base import MethodSpec, UpdateMaker
+
+    def run_(problem, params, cache=None, start=0):
+        make = UpdateMaker(problem, params, total=steps)
+        x = problem.operator.AH(problem.y)
+        for k in range(1, steps + 1):
+            x = x * 0.999 + 0.001 * torch.rand_like(x.real)
+            yield make(k, x)
+        return make.result("lazy", x, stages=steps)
+
+    return MethodSpec(name="lazy", title="lazy", modalities=("mri",), params=(), run=run_)
+
+
+def test_a_1000_step_sampler_materialises_only_what_the_throttle_shows():
+    import time
+
+    from napari_unrollrecon.engine import phantoms, problems
+    from napari_unrollrecon.engine.stream import Throttle
+    from napari_unrollrecon.methods.base import Update
+    from napari_unrollrecon.physics.masks import make_mask
+
+    x = np.abs(phantoms.mri_phantom(64))
+    problem = problems.mri_from_image(x, make_mask("radial", (64, 64), 0.3))
+    rate = 10.0
+    before = Update.materialised
+    t0 = time.perf_counter()
+    shown = 0
+    gen = stream(_sampler_spec(1000), problem, reference=x, throttle=Throttle(max_rate=rate))
+    while True:
+        try:
+            u = next(gen)
+        except StopIteration:
+            break
+        if u.show:  # the consumer (dock, CLI) looks only at shown updates
+            assert "psnr" in u.metrics and u.image.shape == (64, 64)
+            shown += 1
+        else:
+            assert not u.metrics
+    duration = time.perf_counter() - t0
+    made = Update.materialised - before
+    assert made == shown and made <= rate * duration + 1, (made, duration)
+
+
+def test_run_without_a_consumer_materialises_no_update():
+    from napari_unrollrecon.engine import phantoms, problems
+    from napari_unrollrecon.methods.base import Update
+    from napari_unrollrecon.physics.masks import make_mask
+
+    x = np.abs(phantoms.mri_phantom(32))
+    problem = problems.mri_from_image(x, make_mask("radial", (32, 32), 0.3))
+    before = Update.materialised
+    res = run(_sampler_spec(200), problem, reference=x)
+    assert Update.materialised == before and "psnr" in res.metrics

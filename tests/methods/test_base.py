@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from napari_unrollrecon.methods.base import LiveParams, Param, earliest_stage
@@ -41,3 +42,37 @@ def test_earliest_stage():
     assert earliest_stage(SPECS, ["eps_stage3"]) == 3
     assert earliest_stage(SPECS, ["eps_stage3", "lam"]) == 0
     assert earliest_stage(SPECS, []) == 0
+
+
+# --------------------------------------------------------------------------- the bounded stage cache
+def test_stage_cache_stays_within_its_budget_and_answers_nearest():
+    import torch
+
+    from napari_unrollrecon.methods.base import StageCache
+
+    state = torch.zeros(16, 64, 64)  # 256 KiB per stage
+    cache = StageCache(budget_mb=2)  # room for 8 states
+    cache.reset("run")
+    for stage in range(0, 1001):
+        cache.put(stage, state)
+        assert cache.nbytes <= cache.budget + state.numel() * 4
+    kept = cache.stages
+    assert kept[0] == 0 and kept[-1] == 1000 and len(kept) <= 9
+    gaps = np.diff(kept[1:-1])
+    assert len(set(gaps.tolist())) <= 1, "evenly thinned"
+    s, _ = cache.nearest(777)
+    assert s <= 777 and s == max(k for k in kept if k <= 777)
+    assert cache.nearest(-1) is None
+    cache.put(300, state)  # a resumed run from 300 drops the old trajectory after it
+    assert cache.stages[-1] == 300
+
+
+def test_resume_point_refuses_another_run():
+    from napari_unrollrecon.methods.base import StageCache, resume_point
+
+    cache = StageCache()
+    assert resume_point(cache, "a", 0, "t") == (0, None) and cache.key == "a"
+    cache.put(3, "state")
+    assert resume_point(cache, "a", 5, "t") == (3, "state") and cache.resumed_from == 4
+    with pytest.raises(ValueError, match="cannot resume"):
+        resume_point(cache, "b", 5, "t")

@@ -46,7 +46,7 @@ def test_langevin_reproduces_the_closed_form_posterior():
     problem, mean, var = _setup()
     spec = registry.get("gaussian-langevin")
     res = run(spec, problem, {"samples": 8192, "levels": 6, "steps": 40, "noise": ETA, "sigma_max": 1.0,
-                              "sigma_min": 0.01, "snr": 0.2, "seed": 1})
+                              "sigma_min": 0.01, "snr": 0.2, "step_rule": "snr", "seed": 1})
     s = torch.as_tensor(res.samples)
     assert s.shape == (8192, N, N) and torch.is_complex(s)
     est_mean = s.mean(0)
@@ -63,7 +63,7 @@ def test_a_wrong_step_rule_is_caught():
     """The check can fail: a step far too large inflates the variance beyond the tolerance."""
     problem, mean, var = _setup()
     res = run(registry.get("gaussian-langevin"), problem,
-              {"samples": 2048, "levels": 6, "steps": 40, "noise": ETA, "sigma_min": 0.01, "snr": 0.6, "seed": 1})
+              {"samples": 2048, "levels": 6, "steps": 40, "noise": ETA, "sigma_min": 0.01, "snr": 0.6, "step_rule": "snr", "seed": 1})
     s = torch.as_tensor(res.samples)
     rel_var = float(((s.real.var(0) + s.imag.var(0)) / 2 - var).norm() / (var * N))
     assert rel_var > 0.10
@@ -74,10 +74,10 @@ def test_replay_after_a_live_change_is_bit_exact():
     problem, _, _ = _setup()
     spec = registry.get("gaussian-langevin")
     params = {"samples": 3, "levels": 3, "steps": 4, "seed": 7}
-    fresh_items, fresh = collect(stream(spec, problem, params), changes_at={5: {"snr": 0.05}})
+    fresh_items, fresh = collect(stream(spec, problem, params), changes_at={5: {"tau": 0.05}})
     cache = StageCache()
     _, first = collect(stream(spec, problem, params, cache=cache))
-    _, resumed = collect(stream(spec, problem, {**params, "snr": 0.05}, cache=cache, start=6))
+    _, resumed = collect(stream(spec, problem, {**params, "tau": 0.05}, cache=cache, start=6))
     assert cache.resumed_from == 6
     assert np.array_equal(resumed.samples, fresh.samples)
     assert not np.array_equal(first.samples, fresh.samples)

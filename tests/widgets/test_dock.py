@@ -365,3 +365,33 @@ def test_gdunet_streams_threshold_maps_and_reruns_after_an_eps_tweak(dock, qtbot
         widget.side_check.setChecked(True)
         qtbot.waitUntil(lambda: any("threshold ε[2]" in c for c in widget.panels.captions()), timeout=5000)
         assert eps.visible
+
+
+def test_samplers_stream_mean_and_std_layers(dock, qtbot, phantom):
+    """gaussian-langevin and HGGDP (K = 2 samples, a tiny untrained network) stream into the dock:
+    the stage layer holds the sample mean, a 'std' extra layer (its own colour map) the spread."""
+    import torch
+
+    from napari_unrollrecon.methods import hggdp as H
+
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _use(widget, "gaussian-langevin", samples=3, levels=2, steps=3)
+    widget.side_check.setChecked(True)
+    widget.run()
+    _wait_done(qtbot, widget, timeout=60000)
+    extras = _recon_layers(viewer, "extra")
+    std = [l for l in extras if l.metadata[META_KEY]["extra"] == "std"]
+    assert len(std) == 1 and std[0].colormap.name == "viridis"
+    assert std[0].data.shape[-2:] == phantom.shape and float(np.asarray(std[0].data[-1]).max()) > 0
+    torch.manual_seed(0)
+    with H.STORE.override(H.build_model({**H.CONFIGS["cpu"], "ngf": 8}).eval()):
+        _use(widget, "hggdp", samples=2, levels=6, steps=1)
+        widget.run()
+        _wait_done(qtbot, widget, timeout=60000)
+    rec = [l for l in _recon_layers(viewer) if "hggdp" in l.name.lower()]
+    assert len(rec) == 1 and rec[0].data.shape[-2:] == phantom.shape
+    assert widget.record is not None and widget.record.method == "hggdp", widget.status.text()
+    hg_std = [l for l in _recon_layers(viewer, "extra") if l.metadata[META_KEY]["extra"] == "std"
+              and "hggdp" in l.metadata[META_KEY]["source"].lower()]
+    assert len(hg_std) == 1 and float(np.asarray(hg_std[0].data[-1]).max()) > 0  # two samples differ

@@ -343,6 +343,10 @@ def missing_weights(spec, values: dict) -> str | None:
     the message telling the user to load a file. Declared by ``Param(kind="path")``."""
     if not getattr(spec, "learned", False):
         return None
+    from napari_unrollrecon.methods.learned import overridden
+
+    if overridden(spec.name):
+        return None
     for p in spec.params:
         if p.kind == "path" and not values.get(p.name) and not bundled_weights(spec):
             what = p.label or p.name

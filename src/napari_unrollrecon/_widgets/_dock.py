@@ -874,7 +874,7 @@ class ReconWidget(QWidget):
                             f"|error| = |result − reference|\n0 – {int(100 * V.ERROR_CONTRAST)}% of range"))
         for key, layer in view.extra_layers.items():  # the method's extra maps (ε, e_ℓ) per stage
             if V._alive(self.viewer, layer):
-                entries.append((layer, f"{key}\nper stage (same slider)"))
+                entries.append((layer, V.EXTRA_TITLES.get(key, f"{key}\nper stage (same slider)")))
         self.panels.arrange(entries, a["shape"][-2:])
 
     def _reference_panel(self, ref: np.ndarray, a: dict):

@@ -22,6 +22,10 @@ from napari_unrollrecon._widgets import _controller as C
 LABELS_NAME = "panel labels"
 ERROR_CONTRAST = 0.2  # |error| layers show 0 .. 20% of the reference range
 LABEL_PX = 52.0  # height of a panel's label strip on screen (two lines of 10 pt text)
+#: Extra maps with a colour map of their own (the posterior std must not look like an |error|).
+EXTRA_COLORMAPS = {"std": "viridis"}
+#: Panel captions of known extra maps.
+EXTRA_TITLES = {"std": "std over the K posterior samples\n(compare with |error|)"}
 
 
 def _alive(viewer, layer) -> bool:
@@ -135,15 +139,16 @@ class ResultView:
 
     def _refresh_extras(self) -> None:
         """Extra maps as hidden layers (tick the eye in the layer list to see one). Their contrast
-        follows the frames so far (1st-99th percentile) until the user sets it."""
+        follows the newest frame (1st-99th percentile) until the user sets it."""
         for key, extra in self.extras.items():
             if not len(extra):
                 continue
             layer = self.extra_layers.get(key)
             if not _alive(self.viewer, layer) or layer.ndim != extra.buf.ndim:
                 layer = self.extra_layers[key] = self.viewer.add_image(
-                    extra.view, name=f"{key} · {self.name}", colormap="inferno", visible=False,
-                    contrast_limits=_robust_limits(extra.view), axis_labels=self.layer.axis_labels,
+                    extra.view, name=f"{key} · {self.name}", colormap=EXTRA_COLORMAPS.get(key, "inferno"),
+                    visible=False,
+                    contrast_limits=_robust_limits(extra.view[-1]), axis_labels=self.layer.axis_labels,
                     metadata={C.META_KEY: {"kind": "extra", "source": self.name, "extra": key}})
                 layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
                 layer.events.visible.connect(lambda event, k=key: self._sync_extra(k))
@@ -158,7 +163,8 @@ class ResultView:
             return
         layer.data = extra.view
         if np.allclose(layer.contrast_limits, layer.metadata.get("auto_limits", layer.contrast_limits)):
-            layer.contrast_limits = _robust_limits(extra.view)  # not touched by the user: follow the data
+            # not touched by the user: follow the newest frame (early sampler stages are far noisier)
+            layer.contrast_limits = _robust_limits(extra.view[-1])
             layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
 
     def refresh(self, limits_key, reference) -> bool:
@@ -286,6 +292,11 @@ class Panels:
         camera.zoom = (1 - 2 * margin) * min(ch / max(y1 - y0, 1e-6), cw / max(x1 - x0, 1e-6))
 
     def _labels(self, pos: np.ndarray, texts: list[str]) -> None:
+        if _alive(self.viewer, self.points) and len(self.points.data) != len(pos):
+            # napari sets a Points layer's data and features in two steps, and its text encoding
+            # indexes past the shorter one in between (IndexError): a new count gets a new layer
+            self.viewer.layers.remove(self.points)
+            self.points = None
         if not _alive(self.viewer, self.points):
             active = self.viewer.layers.selection.active
             self.points = self.viewer.add_points(

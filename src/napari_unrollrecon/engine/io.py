@@ -706,8 +706,11 @@ _READERS = {"npy": _read_npy, "npz": _read_npz, "picture": _read_picture, "tiff"
 
 
 # --------------------------------------------------------------------------- writers
-def write(path, images: np.ndarray, meta: dict | None = None) -> Path:
+def write(path, images: np.ndarray, meta: dict | None = None, extra: dict | None = None) -> Path:
     """Write ``images`` with ``meta``; returns the path written.
+
+    ``extra``: more named arrays (posterior ``samples``, their ``std``), written as datasets of
+    those names into ``.h5`` files; other formats cannot hold them and refuse a non-empty one.
 
     * ``.npy``: the array as given (dtype kept); metadata is not stored.
     * ``.h5``/``.hdf5``: dataset ``"reconstruction"``; each meta item an attribute of it, stored
@@ -725,11 +728,15 @@ def write(path, images: np.ndarray, meta: dict | None = None) -> Path:
         raise ValueError(f"cannot write {path.name}: need a non-empty numeric array, got "
                          f"dtype {arr.dtype} shape {arr.shape}")
     meta = {str(k): v for k, v in (meta or {}).items()}
+    extra = {str(k): np.asarray(v) for k, v in (extra or {}).items() if v is not None}
+    if extra and ext not in (".h5", ".hdf5"):
+        raise ValueError(f"cannot write {', '.join(extra)} into {path.name}: only .h5 holds several arrays; "
+                         "write to a .h5 file")
     path.parent.mkdir(parents=True, exist_ok=True)
     if ext == ".npy":
         np.save(path, arr, allow_pickle=False)
     elif ext in (".h5", ".hdf5"):
-        _write_h5(path, arr, meta)
+        _write_h5(path, arr, meta, extra)
     else:
         _write_tiff(path, arr, meta)
     return path
@@ -751,11 +758,13 @@ def _native_attr(v) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind in "biufc"
 
 
-def _write_h5(path, arr, meta):
+def _write_h5(path, arr, meta, extra=None):
     import h5py
 
     json_keys = []
     with h5py.File(path, "w") as f:
+        for name, value in (extra or {}).items():
+            f.create_dataset(name, data=value)
         ds = f.create_dataset("reconstruction", data=arr)
         for k, v in meta.items():
             if _native_attr(v):

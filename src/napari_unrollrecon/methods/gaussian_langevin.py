@@ -7,10 +7,11 @@ sampler floor's correctness check (tests/methods/test_gaussian_langevin.py) and 
 streaming, its mean and std, before any network is trained.
 
 Per level σ_i of a geometric ladder σ_max → σ_min (relative to the data scale), ``steps``
-Langevin corrector steps with the signal-to-noise step rule on the posterior score
+Langevin steps (α = τσ_i²/2, or the signal-to-noise rule) on the posterior score
 s(x, σ) = s_prior(x, σ) + Aᴴ(y − A x)/(η² + σ²). The prior spectrum is ``problem.meta
 ["prior_power"]`` when given (H, W, absolute units), else fitted to the measured k-space: the
-mean |y|² of the sampled points in radial bins, filled outward over unsampled radii.
+mean |y|² of the sampled points in radial bins, filled outward over unsampled radii, floored at
+the noise power 2η².
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ from napari_unrollrecon.samplers.sde import VESDE, noise
 NAME = "gaussian-langevin"
 
 
-def fitted_power(y: torch.Tensor, mask: torch.Tensor, bins: int = 32) -> torch.Tensor:
-    """A radial power spectrum p(|k|) from the sampled k-space points (floored, > 0)."""
+def fitted_power(y: torch.Tensor, mask: torch.Tensor, floor: float, bins: int = 32) -> torch.Tensor:
+    """A radial power spectrum p(|k|) from the sampled k-space points, at least ``floor``.
+
+    The floor (the measurement noise power 2η²: power below it cannot be told from noise) also
+    keeps the posterior's curvature within a small multiple of 1/η² everywhere, which the
+    signal-to-noise step rule needs to stay stable."""
     h, w = y.shape[-2:]
     ky = torch.arange(h, device=y.device) - h // 2
     kx = torch.arange(w, device=y.device) - w // 2
@@ -45,14 +50,14 @@ def fitted_power(y: torch.Tensor, mask: torch.Tensor, bins: int = 32) -> torch.T
     for i in range(1, bins):  # unsampled radii take the previous radius's power
         if n[i] == 0:
             prof[i] = prof[i - 1]
-    floor = prof.max() * 1e-6
-    return prof[idx].clamp_min(float(floor) if floor > 0 else 1e-12)
+    return prof[idx].clamp_min(max(float(floor), 1e-12))
 
 
-def _prior(problem) -> GaussianScore:
+def _prior(problem, eta2: float) -> GaussianScore:
     power = problem.meta.get("prior_power")
     if power is None:
-        power = fitted_power(problem.y, problem.operator.mask.to(problem.y.device).expand_as(problem.y))
+        sampled = (problem.y.abs() > 0).to(torch.float32)  # no mask needed: sampled points are nonzero
+        power = fitted_power(problem.y, sampled, floor=2 * eta2)
     return GaussianScore(torch.as_tensor(np.asarray(power) if not torch.is_tensor(power) else power))
 
 
@@ -62,10 +67,10 @@ def run(problem, params, cache=None, start=0):
     k, levels, steps = int(params["samples"]), int(params["levels"]), int(params["steps"])
     total = levels * steps
     make = UpdateMaker(problem, params, total=total, samples=k)
-    prior = _prior(problem)
     scale = problem.scale
     sde = VESDE(params["sigma_min"] * scale, params["sigma_max"] * scale, levels)
     eta2 = (params["noise"] * scale) ** 2
+    prior = _prior(problem, eta2)
 
     def score(x, sigma):
         lik = to_channels(op.likelihood_grad(from_channels(x)[:, 0], y)) / (eta2 + sigma**2)
@@ -87,7 +92,11 @@ def run(problem, params, cache=None, start=0):
         cache.put(0, (x, gen.get_state()))
     for stage in range(done + 1, total + 1):
         sigma = sigmas[(stage - 1) // steps]
-        x, _ = S.langevin(x, sigma, score, gen, snr=params["snr"])
+        if params["step_rule"] == "snr":
+            x, _ = S.langevin(x, sigma, score, gen, snr=params["snr"])
+        else:  # α = τσ²/2: the posterior's curvature is ≤ 2/σ² at level σ, so any τ < 2 is stable
+            x, _ = S.annealed_langevin(x, sigma, score, gen, eps=params["tau"] * sde.sigma_min**2 / 2,
+                                       sigma_last=sde.sigma_min)
         if cache is not None:
             cache.put(stage, (x, gen.get_state()))
         level = (stage - 1) // steps + 1
@@ -106,7 +115,11 @@ SPEC = MethodSpec(
               help="assumed std of the measurement noise per real channel, relative to the data scale"),
         Param("levels", 10, kind="int", low=1, high=1000, label="noise levels"),
         Param("steps", 20, kind="int", low=1, high=1000, label="steps per level"),
-        Param("snr", 0.16, low=1e-3, high=1.0, live=True, log=True, label="corrector SNR",
+        Param("step_rule", "annealed", kind="choice", choices=("annealed", "snr"), label="step rule",
+              help="annealed: α = τσ²/2 per level (stable from any start); snr: ε = 2(snr·‖z‖/‖s‖)², "
+                   "accurate near equilibrium"),
+        Param("tau", 0.5, low=1e-3, high=1.9, live=True, log=True, label="τ (annealed step)"),
+        Param("snr", 0.16, low=1e-3, high=1.0, live=True, log=True, label="corrector SNR (snr rule)",
               help="Langevin step from the signal-to-noise rule ε = 2(snr·‖z‖/‖s‖)²"),
         Param("sigma_max", 1.0, low=1e-3, high=100.0, log=True, label="σ_max (× data scale)"),
         Param("sigma_min", 0.002, low=1e-5, high=1.0, log=True, label="σ_min (× data scale)"),

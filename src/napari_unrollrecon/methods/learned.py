@@ -273,6 +273,15 @@ def _cached_mask(kind, shape, ratio, seed, center_fraction):
 
 
 # --------------------------------------------------------------------------- models for runs
+_STORES: dict = {}  # method name -> its ModelStore
+
+
+def overridden(method: str) -> bool:
+    """Whether runs of ``method`` currently use an in-memory model (tests, notebooks)."""
+    store = _STORES.get(method)
+    return store is not None and store.overridden
+
+
 class ModelStore:
     """Where a learned method's streamed run gets its network: an in-memory override (tests,
     notebooks), a weights file given by the user, or the bundled default; loaded files are kept
@@ -286,6 +295,12 @@ class ModelStore:
         self._models: dict = {}
         self._overrides: list = []
         self._lock = threading.Lock()
+        _STORES[method] = self
+
+    @property
+    def overridden(self) -> bool:
+        with self._lock:
+            return bool(self._overrides)
 
     def override(self, model: torch.nn.Module):
         """Context manager: runs use ``model`` instead of a weights file (module-wide, so a run in
