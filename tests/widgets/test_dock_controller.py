@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 from napari_unrollrecon._widgets import _controller as C
@@ -236,3 +237,26 @@ def test_throttle_shows_every_stage_of_short_runs():
     t = [0.0]
     th = C.Throttle(max_rate=20, clock=lambda: t[0], keep_all=10)
     assert all(th(k, 10) for k in range(1, 11))
+
+
+def test_an_uncentred_mask_layer_is_detected_and_shifted_like_a_mask_file(phantom):
+    """Regression (issue 13.2a): a CGPD-style mask (DC at [0, 0]) used as a mask layer was taken
+    as centred. The dock now goes through the CLI's path: layout detected, shifted, and said."""
+    from napari_unrollrecon.physics.fft import mask_to_uncentred
+    from napari_unrollrecon.physics.masks import make_mask
+
+    centred = make_mask("cartesian", phantom.shape, 0.2, seed=1)
+    prepared = C.build_problem(phantom, C.RunSettings(), mask=mask_to_uncentred(centred), mask_name="mask layer 'm'")
+    assert np.array_equal(prepared.mask, centred)
+    assert prepared.meta["mask_layout"] == "uncentred" and "shifted to centre" in prepared.meta["mask_note"]
+    same = C.build_problem(phantom, C.RunSettings(), mask=centred)
+    assert np.array_equal(same.mask, centred) and same.meta["mask_layout"] == "centred"
+
+
+def test_dock_and_cli_build_the_same_problem(phantom):
+    from napari_unrollrecon.engine.pipeline import MaskSettings, build_problem
+
+    settings = C.RunSettings(mask_kind="radial", ratio=0.3, seed=4)
+    dock = C.build_problem(phantom, settings)
+    cli, _ = build_problem(phantom, "image", "mri", MaskSettings("radial", 0.3, 4))
+    assert torch.equal(dock.problem.y, cli.y)

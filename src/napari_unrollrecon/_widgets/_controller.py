@@ -127,27 +127,27 @@ class RunSettings:
         return f"{MODALITIES[self.modality]}, {self.mask_kind} mask {self.ratio:.0%}"
 
 
-def make_mask(settings: RunSettings, shape: tuple) -> np.ndarray:
-    """The sampling mask the settings describe, for data of ``shape`` ((H, W) or (T, H, W))."""
-    from napari_unrollrecon.physics.masks import make_mask as _make
+def mask_settings(settings: RunSettings, mask_array: np.ndarray | None = None, name: str = "mask layer"):
+    """The engine's mask description for the dock's settings (a mask layer, else a generated one)."""
+    from napari_unrollrecon.engine.pipeline import MaskSettings
 
-    return _make(settings.mask_kind, tuple(shape), settings.ratio, seed=settings.seed,
-                 center_fraction=settings.center_fraction)
+    return MaskSettings(kind=settings.mask_kind, ratio=settings.ratio, seed=settings.seed,
+                        center_fraction=settings.center_fraction, array=mask_array, name=name)
+
+
+def make_mask(settings: RunSettings, shape: tuple, mask_array: np.ndarray | None = None,
+              name: str = "mask layer") -> tuple[np.ndarray, dict]:
+    """The centred sampling mask for data of ``shape`` ((H, W) or (T, H, W)) and its description,
+    exactly as the CLI makes it (a mask layer's layout is detected like a mask file's)."""
+    try:
+        return mask_settings(settings, mask_array, name).make(tuple(shape))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def check_mask(mask, shape: tuple) -> np.ndarray:
-    """A user-supplied mask must match the data's (H, W) (and frames, if it has them)."""
-    mask = np.asarray(mask)
-    if mask.ndim not in (2, 3) or tuple(mask.shape[-2:]) != tuple(shape[-2:]) or (
-        mask.ndim == 3 and (len(shape) != 3 or mask.shape[0] != shape[0])
-    ):
-        raise InputError(
-            f"mask shape {mask.shape} does not match the data shape {tuple(shape)}; "
-            "use a mask made for this size or choose a generated mask type"
-        )
-    if not np.all(np.isfinite(mask)) or not np.any(mask):
-        raise InputError("the mask is empty or contains NaN; it samples nothing")
-    return (mask != 0).astype(np.float32) if mask.dtype == bool else mask.astype(np.float32)
+    """A user-supplied mask array checked for ``shape`` and returned centred."""
+    return make_mask(RunSettings(), shape, mask_array=np.asarray(mask))[0]
 
 
 def subsample_views(sinogram: np.ndarray, n_views: int, arc: float = 180.0):
@@ -169,37 +169,34 @@ class Prepared:
     meta: dict
 
 
-def build_problem(data: np.ndarray, settings: RunSettings, mask: np.ndarray | None = None) -> Prepared:
-    """Turn a checked input array and settings into an engine ``Problem`` (may be slow for CT)."""
-    from napari_unrollrecon.engine import problems
+def build_problem(data: np.ndarray, settings: RunSettings, mask: np.ndarray | None = None,
+                  mask_name: str = "mask layer") -> Prepared:
+    """Build the engine ``Problem`` through ``engine.pipeline`` - the CLI's builder - from a
+    checked input array, the settings and an optional mask layer's array (may be slow for CT)."""
+    from napari_unrollrecon.engine import pipeline
     from napari_unrollrecon.engine.device import pick_device
 
     device = pick_device(settings.device)
     meta = {"modality": settings.modality, "input_kind": settings.kind}
+    views = settings.n_views
+    if settings.modality == "ct" and settings.kind == "sinogram":
+        views = min(views, data.shape[0])  # a full sinogram keeps at most all its views
+    ms = None if settings.modality == "ct" else mask_settings(settings, mask, mask_name)
+    try:
+        problem, desc = pipeline.build_problem(data, settings.kind, settings.modality, ms, views=views,
+                                               device=device, noise=settings.noise, seed=settings.seed)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    meta.update({("mask_source" if k == "mask" else k): v for k, v in desc.items()})  # "mask" is the array
     if settings.modality == "ct":
-        meta["views"] = settings.n_views
-        if settings.kind == "sinogram":
-            sino, angles = subsample_views(np.real(data).astype(np.float32), settings.n_views)
-            meta["views"] = sino.shape[0]
-            geometry = {} if angles is None else {"angles": angles}
-            problem = problems.ct_from_sinogram(sino, device=device, meta=dict(meta), **geometry)
-        else:
-            problem = problems.ct_from_image(np.real(data).astype(np.float32), settings.n_views, device=device,
-                                             noise=settings.noise, seed=settings.seed, meta=dict(meta))
         return Prepared(problem, None, meta)
     if mask is None:
-        mask = make_mask(settings, data.shape)
         meta.update(mask_kind=settings.mask_kind, ratio=settings.ratio, seed=settings.seed)
     else:
         meta.update(mask_kind="custom")
-    mask = check_mask(mask, data.shape)
-    meta["realised_ratio"] = float(np.mean(mask != 0))
-    if settings.kind == "kspace":
-        problem = problems.mri_from_kspace(data, mask, device=device, meta=dict(meta))
-    else:
-        problem = problems.mri_from_image(data, mask, device=device, noise=settings.noise,
-                                          seed=settings.seed, meta=dict(meta))
-    return Prepared(problem, mask, meta)
+    used = problem.operator.mask.detach().cpu().numpy()
+    meta["realised_ratio"] = float(np.mean(used != 0))
+    return Prepared(problem, used, meta)
 
 
 def auto_reference(data: np.ndarray, kind: str) -> np.ndarray | None:

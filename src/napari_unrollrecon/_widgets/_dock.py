@@ -455,10 +455,11 @@ class ReconWidget(QWidget):
         mask = None
         if settings.modality != "ct":
             mask_layer = self._layer(self.mask_layer_combo.currentText())
-            if mask_layer is not None:
-                mask = C.check_mask(mask_layer.data, data.shape)
+            if mask_layer is not None:  # checked and centred like a mask file (layout detected)
+                mask = C.make_mask(settings, data.shape, np.asarray(mask_layer.data),
+                                   f"mask layer '{mask_layer.name}'")[0]
             else:
-                mask = C.check_mask(C.make_mask(settings, data.shape), data.shape)
+                mask = C.make_mask(settings, data.shape)[0]
         shape = C.image_shape_for(data, settings)
         reference = self._reference(data, settings, shape)
         return layer, data, settings, mask, reference, shape
@@ -479,11 +480,8 @@ class ReconWidget(QWidget):
     def _prepare_fn(self, data, settings, mask):
         generated = self.mask_layer_combo.currentText() == _GENERATED
 
-        def prepare():
-            prepared = C.build_problem(data, settings, mask)
-            if generated and mask is not None:
-                prepared.meta.update(mask_kind=settings.mask_kind, ratio=settings.ratio, seed=settings.seed)
-            return prepared
+        def prepare():  # a generated mask is made again by the engine, exactly as the CLI makes it
+            return C.build_problem(data, settings, None if generated else mask)
 
         return prepare
 
@@ -551,7 +549,8 @@ class ReconWidget(QWidget):
             settings = self.settings()
             shape = C.layer_array(layer.data, layer.metadata).shape
             mask_layer = self._layer(self.mask_layer_combo.currentText())
-            mask = C.check_mask(mask_layer.data, shape) if mask_layer else C.make_mask(settings, shape)
+            mask, desc = C.make_mask(settings, shape, None if mask_layer is None else np.asarray(mask_layer.data),
+                                     f"mask layer '{mask_layer.name}'" if mask_layer else "mask layer")
         except (ValueError, ImportError) as exc:
             self.realised_label.setText(f"mask: {exc}")
             return
@@ -808,6 +807,9 @@ class ReconWidget(QWidget):
             text += f" · PSNR {result.metrics['psnr']:.2f} dB · SSIM {result.metrics.get('ssim', float('nan')):.3f}"
         if a["first_frame"] is not None:
             text += f" · first stage after {a['first_frame']:.2f} s"
+        note = outcome.prepared.meta.get("mask_note") if outcome.prepared.meta.get("mask_kind") == "custom" else None
+        if note:  # say which layout a user's mask was taken to have, as the CLI does
+            text += f"\n{note}"
         if any(p.live or p.stage is not None for p in a["spec"].params):
             text += "\nChange a parameter to re-run" + (" from the affected stage." if a["spec"].resumable else ".")
         self.report(text, error=False)

@@ -21,7 +21,8 @@ from napari_unrollrecon.engine import problems
 
 @dataclass
 class MaskSettings:
-    """Either a generated mask (kind, ratio, seed, centre fraction) or a mask file."""
+    """A generated mask (kind, ratio, seed, centre fraction), a mask file, or a mask array (a
+    napari layer's); files and arrays get their layout detected (``centred=None``) or stated."""
 
     kind: str | None = "cartesian"
     ratio: float = 0.25
@@ -29,19 +30,32 @@ class MaskSettings:
     center_fraction: float | None = None
     file: str | None = None
     key: str | None = None
+    array: np.ndarray | None = None
+    centred: bool | None = None
+    name: str = "mask layer"
+
+    @property
+    def given(self) -> bool:
+        return bool(self.file) or self.array is not None or bool(self.kind)
 
     def make(self, shape) -> tuple[np.ndarray, dict]:
         """Return the centred mask for ``shape`` ((H, W) or (T, H, W)) and a description."""
         from napari_unrollrecon.physics import masks
 
-        if self.file:
+        if self.array is not None:
+            mask, info = masks.centred_mask(self.array, self.centred, source=self.name)
+            if mask.shape[-2:] != tuple(shape[-2:]) or (mask.ndim == 3 and (len(shape) != 3 or mask.shape[0] != shape[0])):
+                raise ValueError(f"{self.name} shape {mask.shape} does not match the data shape {tuple(shape)}; "
+                                 "use a mask made for this size or a generated mask")
+            desc = {"mask": self.name, "mask_note": info["message"], "mask_layout": info["assumed"]}
+        elif self.file:
             mask, info = masks.load_mask(self.file, key=self.key)
             if mask.shape[-2:] != tuple(shape[-2:]):
                 raise ValueError(
                     f"mask {self.file} has shape {mask.shape[-2:]} but the data is {tuple(shape[-2:])}; "
                     "use a mask made for this image size"
                 )
-            desc = {"mask": str(self.file), "mask_note": info.get("message", "")}
+            desc = {"mask": str(self.file), "mask_note": info.get("message", ""), "mask_layout": info["assumed"]}
         else:
             mask = masks.make_mask(self.kind, tuple(shape), self.ratio, self.seed, self.center_fraction)
             desc = {"mask": self.kind, "requested_ratio": self.ratio, "seed": self.seed}
@@ -72,7 +86,7 @@ def build_problem(data: np.ndarray, kind: str, modality: str, mask: MaskSettings
         what = "(frames, H, W)" if modality == "dmri" else "(H, W)"
         raise ValueError(f"{modality} data must be {what}; got shape {data.shape}")
     if kind == "kspace":
-        if mask is not None and (mask.file or mask.kind):
+        if mask is not None and mask.given:
             m, desc = mask.make(data.shape)
             return problems.mri_from_kspace(data * m, m, device, meta=desc), desc
         p = problems.mri_from_kspace(data, None, device)
@@ -93,6 +107,8 @@ def _ct_problem(data, kind, views, device, noise, seed):
         sino = np.real(data).astype(np.float32)
         full = sino.shape[0]
         views = views or full
+        if views < 1:
+            raise ValueError(f"the number of views must be at least 1, got {views}")
         if views > full:
             raise ValueError(f"--views {views} is more than the {full} views in the sinogram")
         angles = sparse_view_angles(views, full_views=full)  # every k-th view of the full scan

@@ -517,19 +517,32 @@ def load_mask(path, key: str | None = None, centred: bool | None = None) -> tupl
     else:
         raise MaskError(f"cannot read masks from {suffix!r} files ({path}); use .npy, .mat, .png or .tif")
     arr = _frames_first(arr, path, frames_last=suffix == ".mat")
-    mask, weighted = _values(arr, path)
+    mask, info = centred_mask(arr, centred, source=path.name + (f" [{used_key}]" if used_key else ""), key=used_key)
+    info["message"] = "loaded " + info["message"]
+    return mask, info
+
+
+def centred_mask(arr, centred: bool | None = None, source: str = "mask", key: str | None = None):
+    """Validate a mask array (a file's or a layer's) and return it centred, with ``info`` saying
+    what was assumed and why: the one place where a user's mask gets its values and layout checked.
+
+    Values: 0/1 (anything > 0 counts as sampled) or float weights in [0, 1]; NaN, ±Inf, negative
+    values and all-zero masks are refused. ``centred=None`` detects the layout
+    (:func:`detect_centring`); ``True``/``False`` states it.
+    """
+    arr = np.asarray(arr)
+    mask, weighted = _values(arr, Path(source))
     assumed, detected, reason = _centring_of(mask, centred)
     if assumed == "uncentred":
         mask = np.ascontiguousarray(mask_to_centred(mask))
     ratio = realised_ratio(mask)
     where = "DC at [0,0]" if assumed == "uncentred" else "DC at the centre"
     action = "shifted to centre" if assumed == "uncentred" else "used as is"
-    source = path.name + (f" [{used_key}]" if used_key else "")
     message = (
-        f"loaded {source} {mask.shape} ({100 * ratio:.1f}% sampled"
+        f"{source} {mask.shape} ({100 * ratio:.1f}% sampled"
         f"{', weighted' if weighted else ''}): assumed {assumed} ({where}) because {reason}; {action}"
     )
-    info = {"assumed": assumed, "detected": detected, "key": used_key, "ratio": ratio,
+    info = {"assumed": assumed, "detected": detected, "key": key, "ratio": ratio,
             "weighted": weighted, "shape": mask.shape, "message": message}
     return mask, info
 
