@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-META_KEY = "unrollrecon"
+from napari_unrollrecon import META_KEY
+
 _H5_PREFIXES = ("kspace", "reconstruction", "sino", "proj", "image", "img", "mask", "target")
 _EXTS = (".h5", ".hdf5", ".mat", ".npy", ".npz")
 

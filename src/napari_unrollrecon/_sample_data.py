@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-META_KEY = "unrollrecon"
+from napari_unrollrecon import META_KEY
+
 
 
 def _log_magnitude(k: np.ndarray) -> np.ndarray:

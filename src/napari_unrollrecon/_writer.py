@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-META_KEY = "unrollrecon"
+from napari_unrollrecon import META_KEY
+
 _FACTS = ("method", "title", "params", "metrics", "seconds", "stages", "source", "mask_kind", "ratio",
           "realised_ratio", "seed", "views", "modality", "input_kind", "problem", "settings")
 

@@ -19,9 +19,9 @@ from typing import Callable
 
 import numpy as np
 
+from napari_unrollrecon import META_KEY  # noqa: F401 - one key for all, re-exported for the dock
 from napari_unrollrecon.engine.stream import KEEP_ALL, MAX_RATE, Throttle  # noqa: F401 - the engine's throttle
 
-META_KEY = "unrollrecon"  # our key in napari layer metadata
 KINDS = ("image", "kspace", "sinogram")
 KIND_LABELS = {"image": "image", "kspace": "k-space", "sinogram": "sinogram"}
 MODALITIES = {"mri": "MRI", "dmri": "dynamic MRI", "ct": "CT"}

@@ -1,8 +1,9 @@
-"""Weights registry: the bundled weights of each learned method, the default, and user files.
+"""Weights registry for the CLI, bench and listings: a facade over the one weights layer in
+:mod:`napari_unrollrecon.methods.learned` (resolution rules, loading, the model cache), which the
+methods' ``ModelStore`` uses too.
 
-A learned method's ``run`` calls :func:`load` with ``params["weights"]``: an empty value means the
-method's default bundled file, a bare name picks a bundled file by its stem, anything else is a
-path. Every file goes through :func:`napari_unrollrecon.methods.learned.load_model` (safetensors,
+:func:`load` takes ``params["weights"]``: an empty value means the method's default bundled
+file, a bare name picks a bundled file by its stem, anything else is a path. Every file goes through :func:`napari_unrollrecon.methods.learned.load_model` (safetensors,
 model card beside it, architecture and sha256 checked), so a bad file fails with a
 :class:`~napari_unrollrecon.methods.learned.WeightsError` that names the problem.
 
@@ -22,8 +23,6 @@ from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.learned import TrainingSpec, WeightsError
 
 BUNDLE_LIMIT_MB = 40.0
-_CACHE: dict[tuple, tuple] = {}
-_CACHE_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -65,57 +64,34 @@ def training_spec(method: str) -> TrainingSpec:
 
 def available(method: str) -> list[WeightsEntry]:
     """Bundled weights of ``method``, default first."""
-    entries = [WeightsEntry(p, learned.read_card(p), True) for p in learned.bundled(method)]
-    return sorted(entries, key=lambda e: (not e.card.get("default", False), e.name))
+    return [WeightsEntry(p, learned.read_card(p), True) for p in learned.bundled(method)]
 
 
 def default(method: str) -> Path | None:
     """The default bundled weights file of ``method`` (None when nothing is bundled)."""
-    entries = available(method)
-    return entries[0].path if entries else None
+    found = learned.bundled(method)
+    return found[0] if found else None
 
 
 def resolve(method: str, weights: str | Path | None = None) -> Path:
     """The file meant by ``weights``: "" / None = default, a bundled name, or a path."""
-    if weights in (None, "", "default"):
-        path = default(method)
-        if path is None:
-            raise WeightsError(f"no bundled weights for {method!r}: train some with "
-                               f"`python -m training train {method} --profile cpu` and pass the "
-                               ".safetensors file (--weights FILE, or 'Load weights…' in the dock)")
-        return path
-    text = str(weights)
-    if "/" not in text and "\\" not in text and not text.endswith((".safetensors", ".pt", ".pth")):
-        for entry in available(method):
-            if entry.name == text:
-                return entry.path
-        names = [e.name for e in available(method)]
-        raise WeightsError(f"no bundled weights named {text!r} for {method!r}; bundled: {names or 'none'}")
-    return Path(weights).expanduser()
+    return learned.resolve_weights(method, weights)
 
 
 def load(method: str, weights: str | Path | None = None, device=None, cache: bool = True):
-    """Load ``(model, card)`` for ``method`` (see :func:`resolve`); eval mode, on ``device``.
-
-    Models are cached by (file, size, mtime, device) so a benchmark over many slices loads once;
-    the cached network is shared, so callers must not modify it.
-    """
+    """Load ``(model, card)`` for ``method`` (see :func:`resolve`); eval mode, on ``device``,
+    through the shared model cache of :func:`napari_unrollrecon.methods.learned.load_cached`."""
     path = resolve(method, weights)
-    if not path.exists():
-        raise WeightsError(f"weights file {path} does not exist")
-    key = (str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns, str(device), method)
-    if cache and key in _CACHE:
-        return _CACHE[key]
-    out = learned.load_model(path, method, training_spec(method).build_model, device=device)
-    if cache:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = out
-    return out
+    build = training_spec(method).build_model
+    if not cache:
+        if not Path(path).exists():
+            raise WeightsError(f"weights file {path} does not exist")
+        return learned.load_model(path, method, build, device=device)
+    return learned.load_cached(path, method, build, device=device)
 
 
 def clear_cache() -> None:
-    _CACHE.clear()
+    learned.clear_model_cache()
 
 
 def bundle_size_mb() -> float:

@@ -41,6 +41,7 @@ from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.physics.masks import make_mask
+from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
 
 NAME = "cgpd-csnet"
 
@@ -104,18 +105,6 @@ def _pad_even(t: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- modules
-class ResBlock(nn.Module):
-    """conv3×3 → ReLU → conv3×3, plus the identity."""
-
-    def __init__(self, p: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(p, p, 3, padding=1)
-        self.conv2 = nn.Conv2d(p, p, 3, padding=1)
-
-    def forward(self, x):
-        return x + self.conv2(F.relu(self.conv1(x)))
-
-
 class Solver(nn.Module):
     """Error-based solution operator S_ℓ on the coarse k-space residual (2 channels Re/Im)."""
 
@@ -239,10 +228,6 @@ class CGPDCSNet(nn.Module):
                 x, _ = stage(x, y, mask, eta[:, l], beta[:, l])
             outs.append(self.to_image(x, scale))
         return outs
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(t.numel() for t in model.parameters())
 
 
 # --------------------------------------------------------------------------- training

@@ -37,6 +37,8 @@ from torch import nn
 from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
+from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
+from napari_unrollrecon.priors.channels import as_complex
 
 NAME = "gdunet"
 TAU = 0.09
@@ -199,15 +201,6 @@ def soft_threshold(z: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- threshold network
-class ResBlock(nn.Module):
-    def __init__(self, c: int):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
-
-    def forward(self, x):
-        return x + self.conv2(F.relu(self.conv1(x)))
-
-
 class LayerNorm2d(nn.Module):
     """LayerNorm over channels at every pixel (Restormer's 'WithBias' norm)."""
 
@@ -351,7 +344,7 @@ class GDUNet(nn.Module):
     def mri_consistency(self, xhat, y, mask, stage: int):
         """Weighted k-space consistency with β of the 0-based ``stage``; |·| unless complex."""
         beta = beta_schedule(stage + 1)
-        k = fft2c(_to_complex(xhat))
+        k = fft2c(as_complex(xhat))
         k = mask * (y + beta * k) / (1 + beta) + (1 - mask) * k
         z = ifft2c(k)
         return torch.stack((z.real, z.imag), dim=1) if self.channels == 2 else z.abs().unsqueeze(1)
@@ -421,16 +414,6 @@ class _Normalised:
 
     def AH(self, r):
         return self.op.AH(r).div(self.norm).unsqueeze(1)
-
-
-def _to_complex(x: torch.Tensor) -> torch.Tensor:
-    if x.shape[1] == 2:
-        return torch.complex(x[:, 0], x[:, 1])
-    return torch.complex(x[:, 0], torch.zeros_like(x[:, 0]))
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(t.numel() for t in model.parameters())
 
 
 # --------------------------------------------------------------------------- training

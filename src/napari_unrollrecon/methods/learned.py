@@ -101,15 +101,74 @@ def read_card(weights: str | Path) -> dict:
 
 
 def bundled(method: str) -> list[Path]:
-    """Bundled weights files for ``method`` (their cards name the method)."""
+    """Bundled weights files for ``method`` (their cards name the method), the default first: a
+    card may say ``"default": true``, else files sort by name."""
     out = []
     for p in sorted(BUNDLED_DIR.glob("*.safetensors")):
         try:
-            if read_card(p).get("method") == method:
-                out.append(p)
+            card = read_card(p)
         except WeightsError:
             continue
+        if card.get("method") == method:
+            out.append((not card.get("default", False), p.stem, p))
+    return [p for *_, p in sorted(out)]
+
+
+def no_weights_error(method: str) -> WeightsError:
+    return WeightsError(
+        f"{method} has no weights: none were given (parameter 'weights') and no bundled weights for {method!r} "
+        f"ship with the package ({BUNDLED_DIR}). Load a .safetensors file with its model card (dock: 'weights' file "
+        f"picker; CLI: --weights FILE) or train one: python -m training train {method} --profile cpu "
+        "(docs/training.md)."
+    )
+
+
+def resolve_weights(method: str, weights=None, choose: Callable[[list], Path] | None = None) -> Path:
+    """The one rule for what a ``weights`` value means: "" / None / "default" = the bundled default
+    (or ``choose(bundled files)``), a bare name = the bundled file of that stem, else a path."""
+    if weights in (None, "", "default"):
+        found = bundled(method)
+        if not found:
+            raise no_weights_error(method)
+        return choose(found) if choose else found[0]
+    text = str(weights)
+    if "/" not in text and "\\" not in text and not text.endswith((".safetensors", ".pt", ".pth")):
+        for p in bundled(method):
+            if p.stem == text:
+                return p
+        names = [p.stem for p in bundled(method)]
+        raise WeightsError(f"no bundled weights named {text!r} for {method!r}; bundled: {names or 'none'}")
+    return Path(weights).expanduser()
+
+
+_MODEL_CACHE: dict = {}
+_MODEL_CACHE_SIZE = 4
+_MODEL_LOCK = __import__("threading").Lock()
+
+
+def load_cached(path: str | Path, method: str, build_model: Callable[[dict], torch.nn.Module], device=None):
+    """:func:`load_model`, cached by (file, size, mtime, device) so re-runs and benchmarks over
+    many slices load once; the cached network is shared, so callers must not modify it."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise WeightsError(f"weights file {path} does not exist")
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, str(torch.device(device) if device else None), method)
+    with _MODEL_LOCK:
+        hit = _MODEL_CACHE.get(key)
+    if hit is not None:
+        return hit
+    out = load_model(path, method, build_model, device=device)
+    with _MODEL_LOCK:
+        if len(_MODEL_CACHE) >= _MODEL_CACHE_SIZE:
+            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
+        _MODEL_CACHE[key] = out
     return out
+
+
+def clear_model_cache() -> None:
+    with _MODEL_LOCK:
+        _MODEL_CACHE.clear()
 
 
 def load_model(weights: str | Path, method: str, build_model: Callable[[dict], torch.nn.Module], device=None,
@@ -284,15 +343,14 @@ def overridden(method: str) -> bool:
 
 class ModelStore:
     """Where a learned method's streamed run gets its network: an in-memory override (tests,
-    notebooks), a weights file given by the user, or the bundled default; loaded files are kept
-    (a handful, keyed by path, mtime, size and device) so re-runs after a tweak start at once."""
+    notebooks), else the weights :func:`resolve_weights` names (a user file, a bundled name or the
+    bundled default), loaded through :func:`load_cached` - the one weights layer, which
+    ``engine.weights`` (CLI, bench, listings) uses too."""
 
-    def __init__(self, method: str, build_model: Callable[[dict], torch.nn.Module], model_type: type,
-                 keep: int = 4):
+    def __init__(self, method: str, build_model: Callable[[dict], torch.nn.Module], model_type: type):
         import threading
 
-        self.method, self.build_model, self.model_type, self.keep = method, build_model, model_type, keep
-        self._models: dict = {}
+        self.method, self.build_model, self.model_type = method, build_model, model_type
         self._overrides: list = []
         self._lock = threading.Lock()
         _STORES[method] = self
@@ -327,34 +385,17 @@ class ModelStore:
         return scope()
 
     def no_weights_error(self) -> ValueError:
-        return ValueError(
-            f"{self.method} has no weights: none were given (parameter 'weights') and none are bundled with "
-            f"the package ({BUNDLED_DIR}). Load a .safetensors file with its model card (dock: 'weights' file "
-            f"picker; CLI: --weights FILE) or train one: python -m training train {self.method} (docs/training.md)."
-        )
+        return no_weights_error(self.method)
 
     def resolve(self, weights, device, choose=None) -> tuple[torch.nn.Module, str]:
-        """(model, where it came from). ``choose(cards)`` picks among bundled files (default: the first)."""
+        """(model, where it came from): the override, else the file :func:`resolve_weights`
+        names, loaded through the shared cache. ``choose(files)`` picks among bundled files."""
         with self._lock:
             override = self._overrides[-1] if self._overrides else None
         if override is not None:
             return override.to(device).eval(), "in-memory model (override)"
-        if not weights:
-            found = bundled(self.method)
-            if not found:
-                raise self.no_weights_error()
-            weights = choose(found) if choose else found[0]
-        path = Path(weights).expanduser().resolve()
-        stat = path.stat() if path.exists() else None
-        key = (str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(torch.device(device)))
-        with self._lock:
-            model = self._models.get(key)
-        if model is None:
-            model, _card = load_model(path, self.method, self.build_model, device=device)
-            with self._lock:
-                if len(self._models) >= self.keep:
-                    self._models.pop(next(iter(self._models)))
-                self._models[key] = model
+        path = resolve_weights(self.method, weights, choose)
+        model, _card = load_cached(path, self.method, self.build_model, device=device)
         return model, path.name
 
 

@@ -22,3 +22,10 @@ def from_channels(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"a channel stack of (Re, Im) pairs needs an even channel count, got {c}")
     x = x.reshape(b, c // 2, 2, *x.shape[2:])
     return torch.complex(x[:, :, 0].contiguous(), x[:, :, 1].contiguous())
+
+
+def as_complex(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) (Re, Im) or (B, 1, H, W) real → complex (B, H, W)."""
+    if x.shape[1] == 2:
+        return torch.complex(x[:, 0], x[:, 1])
+    return torch.complex(x[:, 0], torch.zeros_like(x[:, 0]))
