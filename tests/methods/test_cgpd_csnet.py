@@ -107,7 +107,8 @@ def test_make_batch_simulates_our_convention_with_realised_ratio():
 
 
 def test_make_batch_with_published_mask_files(data_root):
-    from napari_unrollrecon.physics.masks import load_mask, make_mask
+    from napari_unrollrecon.engine.io import read_mask as load_mask
+    from napari_unrollrecon.physics.masks import make_mask
 
     folder = data_root / "CGPD-CSNet" / "sampling_matrix" / "Cartesian"
     if not folder.is_dir():
@@ -269,7 +270,8 @@ def test_bundled_weights_beat_zero_filled_on_brain_test_images(data_root):
     from napari_unrollrecon.engine import problems as P
     from napari_unrollrecon.engine.metrics import evaluate
     from napari_unrollrecon.engine.stream import run as drain
-    from napari_unrollrecon.physics.masks import load_mask, make_mask
+    from napari_unrollrecon.engine.io import read_mask as load_mask
+    from napari_unrollrecon.physics.masks import make_mask
 
     if not learned.bundled("cgpd-csnet"):
         pytest.skip("no bundled CGPD-CSNet weights")

@@ -11,13 +11,13 @@ import tifffile
 import torch
 
 from napari_unrollrecon.physics.fft import mask_to_centred, mask_to_uncentred
+from napari_unrollrecon.engine.io import read_mask as load_mask
 from napari_unrollrecon.physics.masks import (
     KT_KINDS,
     MASK_KINDS,
     MaskError,
     check_mask_shape,
     detect_centring,
-    load_mask,
     make_mask,
     mask_preview_png,
     realised_ratio,
@@ -269,7 +269,8 @@ def _write_mat73(path, variables):
     """An HDF5 file laid out like MATLAB v7.3 (128-byte MATLAB header, arrays transposed)."""
     with h5py.File(path, "w", userblock_size=512) as f:
         for name, value in variables.items():
-            f.create_dataset(name, data=np.asarray(value).T)
+            ds = f.create_dataset(name, data=np.asarray(value).T)
+            ds.attrs["MATLAB_class"] = np.bytes_("double")  # as MATLAB writes it
     header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by a test. HDF5 schema 1.00 ."
     header = header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
     with open(path, "r+b") as f:
@@ -355,7 +356,7 @@ def test_bad_seed_and_centre_fraction():
 @pytest.mark.parametrize(
     "array, match",
     [
-        (np.ones(64), "2D"),
+        (np.ones(64), "2 dimensions"),
         (np.ones((2, 2, 8, 8)), "2D"),
         (np.where(np.eye(16) > 0, np.nan, 1.0), "NaN"),
         (np.zeros((16, 16)), "all zeros"),
@@ -376,7 +377,7 @@ def test_load_rejects_missing_and_unreadable_files(tmp_path):
     with pytest.raises(MaskError, match=r"\.txt"):
         load_mask(tmp_path / "m.txt")
     (tmp_path / "junk.mat").write_bytes(b"not a mat file at all" * 10)
-    with pytest.raises(MaskError, match="cannot read"):
+    with pytest.raises(MaskError, match="could not be read"):
         load_mask(tmp_path / "junk.mat")
     with pytest.raises(MaskError, match=r"\.png"):
         save_mask(tmp_path / "m.png", np.ones((4, 4)))

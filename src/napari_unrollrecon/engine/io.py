@@ -99,7 +99,11 @@ def _fail(path, problem: str, todo: str = "") -> UnusableFileError:
 
 
 # --------------------------------------------------------------------------- public readers
-def read(path, kind: str = "auto", key: str | None = None, slice_index: int | None = None) -> Loaded:
+FRAME_AXES = ("auto", "first", "last")
+
+
+def read(path, kind: str = "auto", key: str | None = None, slice_index: int | None = None,
+         frames: str = "auto") -> Loaded:
     """Read one array from ``path`` (see the module docstring for formats and rules).
 
     Parameters
@@ -108,6 +112,8 @@ def read(path, kind: str = "auto", key: str | None = None, slice_index: int | No
     kind : {"auto", "image", "kspace", "sinogram", "mask"}
     key : variable / dataset name for .mat/.h5/.npz; ``"coil:N"`` for one coil of fastMRI data.
     slice_index : frame of a 3-D/4-D array (fastMRI: default the middle slice).
+    frames : where a 3-D array's frame axis is: "auto" (the short axis: MATLAB's H×W×T is moved to
+        T×H×W and ``meta["frame_axis"]`` says so), "first" or "last".
 
     Returns
     -------
@@ -119,12 +125,35 @@ def read(path, kind: str = "auto", key: str | None = None, slice_index: int | No
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    if frames not in FRAME_AXES:
+        raise ValueError(f"frames must be one of {FRAME_AXES}; got {frames!r}")
     path = _existing_file(path)
     reader = _READERS[_format_of(path)]
     data, meta, fixed = reader(path, key=key, slice_index=slice_index, kind=kind)
     meta = {"source": str(path), "name": path.stem, "key": key, "slice_index": slice_index,
-            "notes": [], **meta}
+            "notes": [], "frames": frames, **meta}
     return _finish(path, data, meta, kind, fixed)
+
+
+def read_mask(path, key: str | None = None, centred: bool | None = None, frames: str = "auto"):
+    """Read a sampling mask file: (centred mask, info saying what was assumed and why).
+
+    The one reader of mask files (CLI, bench, training, dock): any format :func:`read` takes,
+    then :func:`napari_unrollrecon.physics.masks.centred_mask` checks the values and detects
+    (``centred=None``) or applies the layout."""
+    from napari_unrollrecon.physics.masks import MaskError, centred_mask
+
+    try:
+        loaded = read(path, kind="mask", key=key, frames=frames)
+    except UnusableFileError as exc:
+        raise MaskError(str(exc)) from None
+    used = loaded.meta.get("key")
+    mask, info = centred_mask(loaded.data, centred, source=Path(path).name + (f" [{used}]" if used else ""),
+                              key=used)
+    info["message"] = "loaded " + info["message"]
+    if loaded.meta.get("frame_axis"):
+        info["message"] += f"; {loaded.meta['frame_axis']}"
+    return mask, info
 
 
 def read_many(path_or_folder, **kw) -> list[Loaded]:
@@ -247,6 +276,7 @@ def _finish(path, data, meta, kind, fixed) -> Loaded:
     meta.setdefault("dtype", str(data.dtype))
     meta.setdefault("shape", tuple(data.shape))
     data = _squeeze(path, data, meta)
+    data = _frames_first(path, data, meta)
     if kind == "auto":
         kind, meta["kind_reason"] = _guess_kind(data, meta, fixed)
     else:
@@ -281,6 +311,23 @@ def _squeeze(path, a: np.ndarray, meta: dict) -> np.ndarray:
     if big != a.shape:
         meta["squeezed_from"] = tuple(a.shape)
         a = a.reshape(big)
+    return a
+
+
+_PICTURE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+def _frames_first(path, a: np.ndarray, meta: dict) -> np.ndarray:
+    """Put a 3-D series' frame axis first: (T, H, W). MATLAB files store cine data and k-t masks
+    as H×W×T, so with ``frames="auto"`` the shortest axis, when last, is taken to be the frames."""
+    how = meta.get("frames", "auto")
+    if a.ndim != 3 or how == "first" or (how == "auto" and Path(path).suffix.lower() in _PICTURE_EXTS):
+        return a
+    if how == "last" or (a.shape[2] < min(a.shape[:2])):
+        meta["frame_axis"] = (f"frame axis assumed last (H×W×T {a.shape}, the short axis) and moved first; "
+                              "pass frames='first' if the first axis holds the frames")
+        meta["notes"].append(meta["frame_axis"])
+        return np.ascontiguousarray(np.moveaxis(a, -1, 0))
     return a
 
 

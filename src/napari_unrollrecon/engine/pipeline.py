@@ -49,7 +49,9 @@ class MaskSettings:
                                  "use a mask made for this size or a generated mask")
             desc = {"mask": self.name, "mask_note": info["message"], "mask_layout": info["assumed"]}
         elif self.file:
-            mask, info = masks.load_mask(self.file, key=self.key)
+            from napari_unrollrecon.engine.io import read_mask
+
+            mask, info = read_mask(self.file, key=self.key)
             if mask.shape[-2:] != tuple(shape[-2:]):
                 raise ValueError(
                     f"mask {self.file} has shape {mask.shape[-2:]} but the data is {tuple(shape[-2:])}; "

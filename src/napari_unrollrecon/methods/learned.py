@@ -316,11 +316,13 @@ def sample_masks(batch: int, shape: tuple[int, int], masks, ratios, rng: torch.G
 
 @lru_cache(maxsize=1024)
 def _cached_mask(kind, shape, ratio, seed, center_fraction):
-    from napari_unrollrecon.physics.masks import MaskError, load_mask, make_mask
+    from napari_unrollrecon.physics.masks import MaskError, make_mask
 
     if kind.startswith("file:"):
+        from napari_unrollrecon.engine.io import read_mask  # the one mask-file reader (training only)
+
         path = kind[5:].replace("{pct}", f"{round(ratio * 100, 6):g}")
-        m = load_mask(path)[0]
+        m = read_mask(path)[0]
         if m.shape != shape:
             raise MaskError(f"mask file {path} is {m.shape} but the training images are {shape}; "
                             "train on whole images (data.patch = 0) with mask files")

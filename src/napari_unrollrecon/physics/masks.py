@@ -54,11 +54,12 @@ Kinds
     so the count is exact. Above ~30% sampling the radius near DC drops below a pixel, so the
     middle fills in completely (a larger calibration disc).
 
-Loading
--------
-:func:`load_mask` reads ``.npy``, ``.mat`` (v5 via :func:`scipy.io.loadmat`, v7.3 via h5py with
-the MATLAB axis order undone), ``.png`` and ``.tif``. 3D arrays whose last axis is the shortest
-are taken as frames-last (MATLAB ``H x W x T``) and moved to ``(T, H, W)``. Values: integer and
+Checking a user's mask
+----------------------
+Mask *files* are read by :func:`napari_unrollrecon.engine.io.read_mask` (any format the readers
+take; 3D arrays whose last axis is the shortest are taken as frames-last, MATLAB ``H x W x T``,
+and moved to ``(T, H, W)``); a file's or a layer's array then goes through :func:`centred_mask`
+here. Values: integer and
 boolean data (PNG 0/255, uint8 .mat) and float data with values above 1 are *binarised*
 (``> 0``); float data already in ``[0, 1]`` with fractional values is kept as a *weighting*
 (``info["weighted"]``), which :class:`~.mri.MRIOperator` accepts. Negative or non-finite values
@@ -497,31 +498,6 @@ _MAKERS = {
 
 
 # --------------------------------------------------------------------------- reading
-def load_mask(path, key: str | None = None, centred: bool | None = None) -> tuple[np.ndarray, dict]:
-    """Read a mask file and return it centred, with ``info`` saying what was assumed and why.
-
-    ``key`` names the .mat variable (default: the only 2D/3D numeric one). ``centred=None``
-    detects the layout (:func:`detect_centring`); ``True``/``False`` states it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MaskError(f"mask file not found: {path}")
-    suffix = path.suffix.lower()
-    used_key = None
-    if suffix == ".npy":
-        arr = _read_npy(path)
-    elif suffix == ".mat":
-        arr, used_key = _read_mat(path, key)
-    elif suffix in (".png", ".tif", ".tiff"):
-        arr = _read_image(path)
-    else:
-        raise MaskError(f"cannot read masks from {suffix!r} files ({path}); use .npy, .mat, .png or .tif")
-    arr = _frames_first(arr, path, frames_last=suffix == ".mat")
-    mask, info = centred_mask(arr, centred, source=path.name + (f" [{used_key}]" if used_key else ""), key=used_key)
-    info["message"] = "loaded " + info["message"]
-    return mask, info
-
-
 def centred_mask(arr, centred: bool | None = None, source: str = "mask", key: str | None = None):
     """Validate a mask array (a file's or a layer's) and return it centred, with ``info`` saying
     what was assumed and why: the one place where a user's mask gets its values and layout checked.
@@ -562,104 +538,6 @@ def _centring_of(mask, centred):
         dense, sparse = max(centre, corner), min(centre, corner)
         reason = f"sampling is denser near the {near} ({dense:.2f}) than near the {far} ({sparse:.2f})"
     return assumed, True, reason
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise MaskError(f"cannot read {path} as a .npy array: {exc}") from None
-
-
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        if path.suffix.lower() == ".png":
-            import imageio.v3 as iio
-
-            arr = np.asarray(iio.imread(path))
-        else:
-            import tifffile
-
-            arr = np.asarray(tifffile.imread(path))
-    except Exception as exc:  # any decoder failure means the file is not a usable image
-        raise MaskError(f"cannot read {path} as an image: {exc}") from None
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) > 4:
-        arr = arr[..., :3].max(axis=-1)  # colour: any channel lit counts as sampled
-    return arr
-
-
-def _read_mat(path: Path, key: str | None) -> tuple[np.ndarray, str]:
-    variables = _mat_variables(path)
-    if key is not None:
-        if key not in variables:
-            raise MaskError(f"no variable {key!r} in {path}; it has {sorted(variables)}")
-        return variables[key](), key
-    shapes = {name: _shape_of(load) for name, load in variables.items()}
-    candidates = [name for name, shp in shapes.items() if shp is not None]
-    if len(candidates) == 1:
-        return variables[candidates[0]](), candidates[0]
-    if not candidates:
-        raise MaskError(f"{path} holds no 2D/3D numeric variable (variables: {sorted(variables)})")
-    listing = ", ".join(f"{name} {shapes[name]}" for name in candidates)
-    raise MaskError(f"{path} holds several possible masks ({listing}); pass key= one of {candidates}")
-
-
-def _shape_of(load):
-    """Squeezed shape of a numeric 2D/3D variable, else None."""
-    arr = load()
-    if arr.dtype.kind not in "biuf":
-        return None
-    shape = tuple(s for s in arr.shape if s != 1)
-    return shape if len(shape) in (2, 3) else None
-
-
-def _mat_variables(path: Path) -> dict:
-    """Variable name -> loader, for MAT v5 (scipy) and v7.3 (HDF5, axes reversed)."""
-    import scipy.io
-
-    try:
-        data = scipy.io.loadmat(path)
-        return {k: (lambda v=v: np.asarray(v)) for k, v in data.items() if not k.startswith("__")}
-    except NotImplementedError:
-        pass  # MAT v7.3 is HDF5
-    except Exception as exc:
-        import h5py
-
-        if not h5py.is_hdf5(path):
-            raise MaskError(f"cannot read {path} as a MATLAB file: {exc}") from None
-    return _mat73_variables(path)
-
-
-def _mat73_variables(path: Path) -> dict:
-    import h5py
-
-    def loader(name):
-        def load():
-            with h5py.File(path, "r") as f:
-                return np.asarray(f[name][()]).T  # HDF5 stores MATLAB arrays transposed
-        return load
-
-    try:
-        with h5py.File(path, "r") as f:
-            names = [k for k, v in f.items() if isinstance(v, h5py.Dataset) and not k.startswith("#")]
-    except OSError as exc:
-        raise MaskError(f"cannot read {path} as a MATLAB v7.3 (HDF5) file: {exc}") from None
-    return {name: loader(name) for name in names}
-
-
-def _frames_first(arr: np.ndarray, path: Path, frames_last: bool) -> np.ndarray:
-    """Squeeze singleton axes and put a k-t mask's frame axis first."""
-    arr = np.squeeze(np.asarray(arr))
-    if arr.ndim == 2:
-        return arr
-    if arr.ndim != 3:
-        raise MaskError(
-            f"a mask must be 2D (H, W) or 3D k-t (T, H, W); {path.name} holds shape {arr.shape}"
-        )
-    t0, _, t2 = arr.shape
-    if t2 < min(arr.shape[:2]) or (frames_last and not t0 < min(arr.shape[1:])):
-        arr = np.moveaxis(arr, -1, 0)  # MATLAB-style H x W x T
-    return np.ascontiguousarray(arr)
 
 
 def _values(arr: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
