@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="what the input holds (default: detected)")
     r.add_argument("--key", default=None, help="variable / dataset name inside .mat/.npz/.h5 input")
     r.add_argument("--slice", type=int, default=None, dest="slice_index", help="slice of an .h5 k-space volume")
+    r.add_argument("--frames", choices=("auto", "first", "last"), default="auto",
+                   help="frame axis of a 3D series: auto = the short axis (MATLAB H×W×T is moved first; "
+                        "the reader says so), first = (T, H, W), last = (H, W, T)")
     r.add_argument("--noise", type=float, default=0.0,
                    help="complex Gaussian noise, relative to the RMS of the measurements (default 0)")
     r.add_argument("--weights", default=None, help="weights file (.safetensors) for a learned method")
@@ -155,7 +158,8 @@ def _inputs(args):
     from napari_unrollrecon.engine import io
 
     kind = None if args.input_kind == "auto" else args.input_kind
-    loaded = io.read_many(args.input, kind=kind or "auto", key=args.key, slice_index=args.slice_index)
+    loaded = io.read_many(args.input, kind=kind or "auto", key=args.key, slice_index=args.slice_index,
+                          frames=args.frames)
     if not loaded:
         raise CLIError(f"no readable data files in {args.input}")
     return loaded

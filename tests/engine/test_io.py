@@ -450,3 +450,22 @@ def test_real_deep_admm_v73_orientation(data_root):
     png = read(data_root / "ISTA-Net-PyTorch/data/BrainImages_test/brain_test_11.png").data
     assert np.corrcoef(brain, png.ravel())[0, 1] > 0.99
     assert np.corrcoef(brain, png.T.ravel())[0, 1] < 0.9
+
+
+def test_matlab_frames_last_series_is_moved_to_frames_first_and_said(tmp_path):
+    """Cine data and k-t masks in MATLAB are H×W×T: the short last axis is the frame axis."""
+    import scipy.io
+
+    from napari_unrollrecon.engine import io
+
+    series = np.random.default_rng(0).random((8, 48, 40)).astype(np.float32)  # (T, H, W)
+    scipy.io.savemat(tmp_path / "cine.mat", {"seq": np.moveaxis(series, 0, -1)})  # H×W×T on disk
+    loaded = io.read(tmp_path / "cine.mat")
+    assert loaded.data.shape == (8, 48, 40) and np.allclose(loaded.data, series)
+    assert "frame axis assumed last" in loaded.meta["frame_axis"]
+    kept = io.read(tmp_path / "cine.mat", frames="first")
+    assert kept.data.shape == (48, 40, 8) and "frame_axis" not in kept.meta
+    np.save(tmp_path / "tfirst.npy", series)
+    assert io.read(tmp_path / "tfirst.npy").data.shape == (8, 48, 40)  # already frames-first: untouched
+    forced = io.read(tmp_path / "tfirst.npy", frames="last")
+    assert forced.data.shape == (40, 8, 48)

@@ -51,7 +51,8 @@ def parse_method_params(items: list[str]) -> dict[str, dict]:
 def _mask_for(spec: str, pct: float, seed: int) -> MaskSettings:
     if spec.startswith("file:"):
         pattern = spec[5:]
-        name = pattern.replace("{pct}", f"{pct:g}")
+        # {pct} → 10, 15, 8.5; a format spec pads: {pct:03g} → 010, 015 (HGGDP's mask_radial_015.mat)
+        name = re.sub(r"\{pct(:[^}]*)?\}", lambda m: format(pct, (m.group(1) or ":g")[1:]), pattern)
         if not Path(name).exists():
             raise FileNotFoundError(f"mask file {name} (from pattern {pattern!r}) does not exist")
         return MaskSettings(file=name)
