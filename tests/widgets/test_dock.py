@@ -395,3 +395,15 @@ def test_samplers_stream_mean_and_std_layers(dock, qtbot, phantom):
     hg_std = [l for l in _recon_layers(viewer, "extra") if l.metadata[META_KEY]["extra"] == "std"
               and "hggdp" in l.metadata[META_KEY]["source"].lower()]
     assert len(hg_std) == 1 and float(np.asarray(hg_std[0].data[-1]).max()) > 0  # two samples differ
+
+
+def test_live_plot_marks_the_best_psnr_as_an_oracle(qtbot):
+    from napari_unrollrecon._widgets._plot import LivePlot
+
+    plot = LivePlot()
+    qtbot.addWidget(plot)
+    for stage, value in enumerate([20.0, 24.0, 23.0, 22.5], start=1):
+        plot.add("psnr", stage, value)
+    assert plot.best("psnr") == (2.0, 24.0) and plot.last("psnr") == 22.5
+    plot.resize(300, 160)
+    plot.grab()  # paints, including the dashed oracle marker, without error

@@ -47,6 +47,12 @@ class LivePlot(QWidget):
         s = self.series.get(key)
         return s[-1][1] if s else None
 
+    def best(self, key: str = "psnr") -> tuple[float, float] | None:
+        """(stage, value) of the highest value so far: an *oracle* (it is chosen against the
+        reference), shown as a marker and never reported as the result."""
+        s = self.series.get(key)
+        return max(s, key=lambda sv: sv[1]) if s else None
+
     # ------------------------------------------------------------------ painting
     def paintEvent(self, event):  # noqa: N802 - Qt API
         p = QPainter(self)
@@ -96,3 +102,11 @@ class LivePlot(QWidget):
         p.setBrush(colour)
         p.drawEllipse(poly[poly.size() - 1], 2.5, 2.5)
         p.setBrush(Qt.BrushStyle.NoBrush)
+        best = self.best(key) if key == "psnr" else None
+        if best is not None and len(pts) > 2 and best[1] > pts[-1][1] + 1e-3:  # only when it differs
+            at = to_xy(best[0], f(best[1]))
+            p.setPen(QPen(QColor(255, 255, 255), 1.2, Qt.PenStyle.DashLine))
+            p.drawLine(QPointF(at.x(), area.top()), QPointF(at.x(), area.bottom()))
+            p.drawText(QRectF(area.left() + 2, area.top(), area.width() - 4, 14),
+                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                       f"best so far (oracle) {best[1]:.2f} @ {best[0]:g}")
