@@ -181,3 +181,26 @@ def test_recon_writes_posterior_samples_and_std_to_h5(tmp_path):
         assert f["reconstruction"].shape == (1, 32, 32)
         assert f["samples"].shape == (1, 3, 32, 32) and f["std"].shape == (1, 32, 32)
         assert np.allclose(np.abs(f["samples"][0].mean(0)), f["reconstruction"][0], atol=1e-5)
+
+
+def test_bench_reports_the_std_error_correlation_of_a_sampler(image_folder, tmp_path):
+    d, _ = image_folder
+    prefix = tmp_path / "s"
+    assert main(["bench", str(d), "--methods", "gaussian-langevin", "--masks", "radial", "--ratios", "30",
+                 "--param", "gaussian-langevin:samples=4", "--param", "gaussian-langevin:levels=3",
+                 "--param", "gaussian-langevin:steps=5", "-o", str(prefix), "-q"]) == 0
+    md = (tmp_path / "s.md").read_text()
+    assert "Correlation of the posterior std" in md and "r = " in md
+    import csv as _csv
+
+    row = next(_csv.DictReader(open(tmp_path / "s.csv")))
+    assert -1 <= float(row["std_err_corr"]) <= 1
+
+
+def test_std_error_correlation_is_one_for_a_perfect_spread():
+    from napari_unrollrecon.engine.bench import std_error_correlation
+
+    ref = np.zeros((8, 8))
+    image = np.arange(64.0).reshape(8, 8)
+    assert abs(std_error_correlation(2 * image + 1, image, ref) - 1) < 1e-12
+    assert np.isnan(std_error_correlation(np.ones((8, 8)), image, ref))

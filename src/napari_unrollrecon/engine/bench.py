@@ -33,7 +33,17 @@ from napari_unrollrecon.engine.pipeline import MaskSettings, build_problem
 from napari_unrollrecon.engine.stream import run
 
 FIELDS = ["method", "mask", "setting", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
-          "nmse_mean", "seconds_per_slice", "peak_mem_mb", "realised_ratio"]
+          "nmse_mean", "seconds_per_slice", "peak_mem_mb", "realised_ratio", "std_err_corr"]
+
+
+def std_error_correlation(std: np.ndarray, image: np.ndarray, reference: np.ndarray) -> float:
+    """Pearson correlation between a stochastic method's pixel-wise std over its K samples and
+    its |error|: how well the posterior spread points at the mistakes (1 = perfectly)."""
+    err = np.abs(np.asarray(image, np.float64) - np.abs(np.asarray(reference, np.float64))).ravel()
+    sd = np.asarray(std, np.float64).ravel()
+    if sd.std() == 0 or err.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(sd, err)[0, 1])
 
 
 def parse_method_params(items: list[str]) -> dict[str, dict]:
@@ -125,6 +135,8 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
                 peak.stop()
                 for k, v in evaluate(res.image, x, convention).items():
                     stats[k].append(v)
+                if res.std is not None:  # K ≥ 2 posterior samples
+                    stats["std_err_corr"].append(std_error_correlation(res.std, res.image, x))
                 bar.update(1)
             rows.append({
                 "method": spec.name, "mask": "parallel-beam" if views else _mask_label(mask_spec),
@@ -133,6 +145,7 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
                 "ssim_mean": np.mean(stats["ssim"]), "ssim_std": np.std(stats["ssim"]),
                 "nmse_mean": np.mean(stats["nmse"]), "seconds_per_slice": np.mean(stats["seconds"]),
                 "peak_mem_mb": peak.mb(), "realised_ratio": ratio,
+                "std_err_corr": float(np.nanmean(stats["std_err_corr"])) if stats["std_err_corr"] else None,
             })
     bar.close()
     return rows
@@ -216,6 +229,11 @@ def markdown(rows, command: str | None = None) -> str:
                     secs.append(r["seconds_per_slice"])
                     mems.append(r.get("peak_mem_mb", float("nan")))
             out.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(secs):.3f} | {np.max(mems):.0f} |")
+        corr = [(r["method"], r["setting"], r["std_err_corr"]) for r in sub if r.get("std_err_corr") is not None]
+        if corr:
+            out.append("")
+            out.append("Correlation of the posterior std (K samples) with |error|: " + "; ".join(
+                f"{m} {c}: r = {v:.3f}" for m, c, v in corr))
         out.append("")
     return "\n".join(out)
 
