@@ -163,7 +163,7 @@ def measure(viewer, dock, app, method: str, params: dict, first: _FirstStage, ca
     gaps = np.diff(np.concatenate([[t0], run_ticks]))
     cpu_gaps = np.diff(np.concatenate([[cpu0], cpu]))
     worst = int(np.argmax(gaps)) if gaps.size else None
-    last = dock.active.get("last")
+    last = dock.active.last
     ours = [(d, name) for t, d, name in calls if t0 <= t <= t_end + TAIL]
     top = [(d, name) for d, name in ours if name in TOP_LEVEL]
     parts: dict[str, float] = {}

@@ -59,7 +59,7 @@ def mri_run():
     dock.side_check.setChecked(True)
     pump(0.5)
     dock.run()
-    wait(lambda: dock.active.get("last") is not None and dock.active["last"].stage >= 110)
+    wait(lambda: dock.active.last is not None and dock.active.last.stage >= 110)
     pump(0.6)
     wait(lambda: dock.shown.pending_step is None)  # slider and caption agree (one event-loop turn)
     viewer.screenshot(str(OUT / "dock_mri_tv_run.png"), canvas_only=False)

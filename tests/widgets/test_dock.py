@@ -80,14 +80,14 @@ def test_stop_takes_effect_within_a_stage(dock, qtbot, phantom):
     viewer.add_image(phantom, name="phantom")
     _use(widget, "dummy-stages", steps=200, delay=0.1)
     widget.run()
-    qtbot.waitUntil(lambda: widget.active.get("last") is not None, timeout=10000)
+    qtbot.waitUntil(lambda: widget.active.last is not None, timeout=10000)
     t_stop = time.perf_counter()
     widget.stop()
     _wait_done(qtbot, widget, timeout=3000)
     waited = time.perf_counter() - t_stop
     # Stop acts at the next stage boundary: within one 0.1 s stage (+ signal latency)
     assert waited < 0.6, f"stop took {waited:.2f} s"
-    assert widget.active["last"].stage < 20
+    assert widget.active.last.stage < 20
     [layer] = _recon_layers(viewer)
     assert layer.data.shape[0] < 20
     assert "stopped" in widget.status.text()
@@ -99,7 +99,7 @@ def test_live_tweak_mid_run_reaches_the_method(dock, qtbot, phantom):
     viewer.add_image(phantom, name="phantom")
     _use(widget, "dummy-stages", steps=30, delay=0.04)
     widget.run()
-    qtbot.waitUntil(lambda: widget.active.get("last") is not None and widget.active["last"].stage >= 2, timeout=10000)
+    qtbot.waitUntil(lambda: widget.active.last is not None and widget.active.last.stage >= 2, timeout=10000)
     widget.param_form.set_value("gain", 5.0)
     _wait_done(qtbot, widget)
     rec = widget.record
@@ -244,7 +244,7 @@ def test_param_defaults_follow_the_modality_and_keep_edits(dock, qtbot, phantom)
     # a run uses what the form shows
     widget.run()
     assert widget.worker is not None, widget.status.text()
-    assert widget.active["values"]["weight"] == pytest.approx(3 * ct)
+    assert widget.active.values["weight"] == pytest.approx(3 * ct)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
 
 

@@ -574,6 +574,56 @@ def display_limits(image: np.ndarray, reference: np.ndarray | None = None) -> tu
 
 
 @dataclass
+class RunState:
+    """The dock's state of one single-method run (running, or the last one finished)."""
+
+    spec: object
+    values: dict
+    reference: np.ndarray | None
+    source: str
+    settings: RunSettings
+    shape: tuple
+    ref_name: str = ""
+    mask: np.ndarray | None = None
+    start: int = 0
+    key: tuple = ()  # the input and settings it ran on (a later tweak must match them)
+    prepare: object = None
+    limits_key: tuple = ()  # what the layer's contrast limits were set for
+    sent: dict = field(default_factory=dict)  # live changes already sent to the worker
+    t0: float = 0.0
+    first_frame: float | None = None  # seconds to the first stage on screen
+    last: object = None  # the newest Update
+    shown: object = None  # the newest Update on screen
+    view: object = None  # its ResultView
+    compare = False
+
+
+@dataclass
+class CompareState:
+    """The dock's state of one Compare (several methods on one input, side by side)."""
+
+    spec: object  # the first method's (progress texts)
+    titles: dict  # method -> title
+    values: dict  # method -> parameter values
+    reference: np.ndarray | None
+    source: str
+    settings: RunSettings
+    shape: tuple
+    ref_name: str
+    mask: np.ndarray | None
+    slots: list  # (key, caption) per panel
+    tag: int  # the Compare's number (its layers carry it)
+    layers: list = field(default_factory=list)  # methods whose panels exist
+    done: int = 0
+    t0: float = 0.0
+    first_frame: float | None = None
+    last: object = None
+    shown: object = None
+    view: object = None
+    compare = True
+
+
+@dataclass
 class RunRecord:
     """What a finished run keeps so a parameter tweak can re-run it from a stage."""
 
@@ -585,4 +635,4 @@ class RunRecord:
     stages_done: int
     layer_name: str
     settings_key: tuple = ()
-    extra: dict = field(default_factory=dict)
+    run: RunState | None = None  # the run's state (its view, source, settings, mask, shape)

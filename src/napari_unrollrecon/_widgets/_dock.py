@@ -85,7 +85,7 @@ class ReconWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.worker = None
-        self.active: dict | None = None  # state of the running (or just finished) run
+        self.active: C.RunState | C.CompareState | None = None  # the running (or just finished) run
         self.record: C.RunRecord | None = None  # last finished run, for tweak re-runs
         self.edits = C.ParamEdits()
         self.views: dict[str, V.ResultView] = {}  # per method, reused across runs
@@ -595,10 +595,10 @@ class ReconWidget(QWidget):
         self.worker = create_worker(C.drive, spec, prepare, values, reference, cache, start, _start_thread=False)
         self._connect(self.worker, spec.title)
         t0 = time.perf_counter()
-        self.active = dict(spec=spec, values=dict(values), sent={}, key=self._input_key(), reference=reference,
-                           source=source, settings=settings, mask=mask, start=start, t0=t0, first_frame=None,
-                           last=None, prepare=prepare, shape=tuple(shape), ref_name=ref_name,
-                           limits_key=(source, ref_name, tuple(shape), settings.kind))
+        self.active = C.RunState(spec=spec, values=dict(values), key=self._input_key(), reference=reference,
+                                 source=source, settings=settings, mask=mask, start=start, t0=t0, prepare=prepare,
+                                 shape=tuple(shape), ref_name=ref_name,
+                                 limits_key=(source, ref_name, tuple(shape), settings.kind))
         self.worker.start()
         self._running_ui(True)
         self.plot.clear()
@@ -614,7 +614,7 @@ class ReconWidget(QWidget):
         self.panels.clear()
         view.begin(shape, reference, meta, start=start)
         view.on_new_extra = self._arrange_run
-        self.active["view"] = self.shown = view
+        self.active.view = self.shown = view
         self._arrange_run()
         if view.layer is not None and self.viewer.layers.selection.active is not view.layer:
             self.viewer.layers.selection.active = view.layer  # its controls, not a helper layer's
@@ -697,24 +697,24 @@ class ReconWidget(QWidget):
         if a is None:
             return
         u = frame.update
-        a["last"] = u
+        a.last = u
         if not frame.show:
             return
-        if a.get("compare"):
-            self._say(f"comparing: {a['titles'][frame.method]} stage {u.stage}/{u.total}")
+        if a.compare:
+            self._say(f"comparing: {a.titles[frame.method]} stage {u.stage}/{u.total}")
             return
-        view = a["view"]
+        view = a.view
         if u.image.shape != view.stack.image_shape:  # e.g. an operator that crops: start afresh
-            view.begin(u.image.shape, a["reference"] if a["reference"] is not None
-                       and a["reference"].shape == u.image.shape else None, {})
+            view.begin(u.image.shape, a.reference if a.reference is not None
+                       and a.reference.shape == u.image.shape else None, {})
         view.add(u)
-        if a["first_frame"] is None:
-            a["first_frame"] = time.perf_counter() - a["t0"]
+        if a.first_frame is None:
+            a.first_frame = time.perf_counter() - a.t0
         self.plot.set_total(u.total)
         for key in ("psnr", "ssim"):
             self.plot.add(key, u.stage, u.metrics.get(key))
         self.plot.add("residual", u.stage, u.residual)
-        a["shown"] = u
+        a.shown = u
         self._dirty = True
 
     def _refresh_display(self) -> None:
@@ -723,28 +723,28 @@ class ReconWidget(QWidget):
         self._refresh_timer.stop()
         self._last_refresh = time.perf_counter()
         a = self.active
-        if a is None or a.get("compare") or a.get("shown") is None:
+        if a is None or a.compare or a.shown is None:
             return
-        a["view"].refresh(a["limits_key"], a["reference"])
+        a.view.refresh(a.limits_key, a.reference)
         self._caption()
-        self._say(self._progress_text(a["spec"], a["shown"]))
+        self._say(self._progress_text(a.spec, a.shown))
 
     def _caption(self) -> None:
         """Overlay for the run on screen: the stage of the frame being viewed (not the slider
         index: display is throttled, so frame i holds stage ``stack.stages[i]``)."""
         a, view = self.active, self.shown
-        if a is None or a.get("compare") or view is None or view is not a.get("view"):
+        if a is None or a.compare or view is None or view is not a.view:
             return
         stack = view.stack
         if stack is None or len(stack) == 0:
-            text = f"{a['spec'].title} · starting…"
+            text = f"{a.spec.title} · starting…"
         else:
             i = view.viewed_frame()
-            text = f"{a['spec'].title} · {stack.stage_text(i)} (slider {i}"
+            text = f"{a.spec.title} · {stack.stage_text(i)} (slider {i}"
             text += ")" if i == len(stack) - 1 else f"; newest: stage {stack.stages[-1]})"
             if stack.score_text(i):
-                text += f"\n{stack.score_text(i)} vs '{_short(a['ref_name'], 30)}'"
-        text += f"\ndata: '{_short(a['source'])}' · {a['settings'].describe()}"
+                text += f"\n{stack.score_text(i)} vs '{_short(a.ref_name, 30)}'"
+        text += f"\ndata: '{_short(a.source)}' · {a.settings.describe()}"
         self._overlay(text, "bottom_left" if self.panels.captions() else "top_left")
 
     def _on_dims(self, event=None) -> None:
@@ -776,11 +776,11 @@ class ReconWidget(QWidget):
             return
         if self._pbar_timer.interval() != 1000:
             self._pbar_timer.setInterval(1000)
-        u = a.get("last")
+        u = a.last
         if self.pbar is None:
-            desc = "compare" if a.get("compare") else a["spec"].title
-            self.pbar = progress(total=u.total if u is not None and not a.get("compare") else 0, desc=desc)
-        elif u is not None and not a.get("compare") and u.stage > self.pbar.n:
+            desc = "compare" if a.compare else a.spec.title
+            self.pbar = progress(total=u.total if u is not None and not a.compare else 0, desc=desc)
+        elif u is not None and not a.compare and u.stage > self.pbar.n:
             if self.pbar.total != u.total:
                 self.pbar.total = u.total
             self.pbar.update(u.stage - self.pbar.n)
@@ -794,7 +794,7 @@ class ReconWidget(QWidget):
         if outcome.error:
             self.report(outcome.error + "  (your layers were not changed)")
             return
-        result, view = outcome.result, a["view"]
+        result, view = outcome.result, a.view
         if view.layer is not None and view.layer in self.viewer.layers:
             info = view.layer.metadata.setdefault(C.META_KEY, {})
             info.update(params=dict(result.params), metrics=dict(result.metrics), seconds=result.seconds,
@@ -802,30 +802,28 @@ class ReconWidget(QWidget):
             info.update({k: v for k, v in outcome.prepared.meta.items() if k not in info.get("settings", {})})
             info["problem"] = dict(outcome.prepared.meta)
             view.ensure_error_layer(visible=self.side_check.isChecked())
-        text = f"✓ {a['spec'].title} on '{a['source']}': {result.stages} stages in {result.seconds:.2f} s"
+        text = f"✓ {a.spec.title} on '{a.source}': {result.stages} stages in {result.seconds:.2f} s"
         if result.metrics:
             text += f" · PSNR {result.metrics['psnr']:.2f} dB · SSIM {result.metrics.get('ssim', float('nan')):.3f}"
-        if a["first_frame"] is not None:
-            text += f" · first stage after {a['first_frame']:.2f} s"
+        if a.first_frame is not None:
+            text += f" · first stage after {a.first_frame:.2f} s"
         note = outcome.prepared.meta.get("mask_note") if outcome.prepared.meta.get("mask_kind") == "custom" else None
         if note:  # say which layout a user's mask was taken to have, as the CLI does
             text += f"\n{note}"
-        if any(p.live or p.stage is not None for p in a["spec"].params):
-            text += "\nChange a parameter to re-run" + (" from the affected stage." if a["spec"].resumable else ".")
+        if any(p.live or p.stage is not None for p in a.spec.params):
+            text += "\nChange a parameter to re-run" + (" from the affected stage." if a.spec.resumable else ".")
         self.report(text, error=False)
-        last = a["last"]
-        self.record = C.RunRecord(method=a["spec"].name, params=dict(result.params), prepared=outcome.prepared,
-                                  reference=a["reference"], cache=outcome.cache,
+        last = a.last
+        self.record = C.RunRecord(method=a.spec.name, params=dict(result.params), prepared=outcome.prepared,
+                                  reference=a.reference, cache=outcome.cache,
                                   stages_done=last.stage if last else result.stages, layer_name=view.name,
-                                  settings_key=a["key"],
-                                  extra=dict(view=view, source=a["source"], settings=a["settings"], mask=a["mask"],
-                                             shape=a["shape"], ref_name=a["ref_name"]))
+                                  settings_key=a.key, run=a)
 
     def _on_aborted(self) -> None:
         if self._dirty:
             self._refresh_display()
         a = self.active or {}
-        last = a.get("last")
+        last = a.last
         where = f" after stage {last.stage}/{last.total}" if last else ""
         self.report(f"stopped{where}; the layer keeps the stages computed so far", error=False)
 
@@ -838,9 +836,9 @@ class ReconWidget(QWidget):
         self.worker = None
         self._running_ui(False)
         a = self.active or {}
-        view = a.get("view")
-        if view is not None and not a.get("compare") and view.discard_if_empty():
-            self.views.pop(a["spec"].name, None)  # its layer was made for a run that produced nothing
+        view = a.view
+        if view is not None and not a.compare and view.discard_if_empty():
+            self.views.pop(a.spec.name, None)  # its layer was made for a run that produced nothing
             self.shown = None
         if self.pending_rerun:
             self.pending_rerun = False
@@ -863,25 +861,25 @@ class ReconWidget(QWidget):
         """Side by side for the run: reference | stages | |error|, each labelled; otherwise a
         single view (panels back at the origin)."""
         a, view = self.active, self.shown
-        if not self.side_check.isChecked() or a is None or a.get("compare") or view is None:
+        if not self.side_check.isChecked() or a is None or a.compare or view is None:
             self.panels.clear()
             return
         entries = []
-        ref = a["reference"]
+        ref = a.reference
         if ref is not None:
-            entries.append((self._reference_panel(ref, a), f"reference\n{_short(a['ref_name'], 30)}"))
-        entries.append((view.layer, f"{a['spec'].title}\nstages on the 'stage' slider"))
+            entries.append((self._reference_panel(ref, a), f"reference\n{_short(a.ref_name, 30)}"))
+        entries.append((view.layer, f"{a.spec.title}\nstages on the 'stage' slider"))
         if view.err is not None:
             entries.append((view.ensure_error_layer(visible=True),
                             f"|error| = |result − reference|\n0 – {int(100 * V.ERROR_CONTRAST)}% of range"))
         for key, layer in view.extra_layers.items():  # the method's extra maps (ε, e_ℓ) per stage
             if V._alive(self.viewer, layer):
                 entries.append((layer, V.EXTRA_TITLES.get(key, f"{key}\nper stage (same slider)")))
-        self.panels.arrange(entries, a["shape"][-2:])
+        self.panels.arrange(entries, a.shape[-2:])
 
     def _reference_panel(self, ref: np.ndarray, a: dict):
         """Our copy of the reference, so panels never move the user's own layer."""
-        meta = {C.META_KEY: {"kind": "reference", "source": a["ref_name"]}}
+        meta = {C.META_KEY: {"kind": "reference", "source": a.ref_name}}
         lim = C.display_limits(ref, ref)
         if self.ref_panel is None or self.ref_panel not in self.viewer.layers or self.ref_panel.ndim != ref.ndim:
             self.ref_panel = self.viewer.add_image(ref, name="reference", contrast_limits=lim, metadata=meta)
@@ -905,12 +903,12 @@ class ReconWidget(QWidget):
             self.report(str(exc))
             return
         a = self.active
-        if self.worker is not None and a is not None and a["spec"].name == spec.name and not a.get("compare"):
-            now, later = C.live_changes(spec, a["values"], values)
+        if self.worker is not None and a is not None and a.spec.name == spec.name and not a.compare:
+            now, later = C.live_changes(spec, a.values, values)
             if now:
-                a["sent"].update(now)
-                a["values"].update(now)
-                self.worker.send(dict(a["sent"]))  # the worker keeps only the latest send: send all
+                a.sent.update(now)
+                a.values.update(now)
+                self.worker.send(dict(a.sent))  # the worker keeps only the latest send: send all
                 sent = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in now.items())
                 self._say(f"sent {sent} to the running method")
             if later:
@@ -943,10 +941,10 @@ class ReconWidget(QWidget):
         if not changed:
             return
         start = C.resume_stage(spec, changed, rec.stages_done, rec.cache is not None)
-        x = rec.extra
-        self.views[spec.name] = x["view"]
-        self._start(spec, rec.prepared, values, rec.reference, source=x["source"], settings=x["settings"],
-                    shape=x["shape"], ref_name=x["ref_name"], mask=x["mask"],
+        x = rec.run
+        self.views[spec.name] = x.view
+        self._start(spec, rec.prepared, values, rec.reference, source=x.source, settings=x.settings,
+                    shape=x.shape, ref_name=x.ref_name, mask=x.mask,
                     cache=rec.cache if start > 0 else None, start=start)
         self._say(f"re-running {spec.title} from stage {max(start, 1)} ({', '.join(sorted(changed))} changed)…")
 
@@ -991,10 +989,10 @@ class ReconWidget(QWidget):
         titles = {s.name: s.title for s, _ in jobs}
         slots = ([("reference", f"reference\n{_short(ref_name, 30)}")] if reference is not None else []) + \
                 [(s.name, f"{s.title}\nrunning…") for s, _ in jobs]
-        self.active = dict(compare=True, titles=titles, source=layer.name, settings=settings, mask=mask,
-                           reference=reference, last=None, layers=[], tag=self.run_count, ref_name=ref_name,
-                           values={s.name: v for s, v in jobs}, first_frame=None, spec=jobs[0][0],
-                           shape=tuple(shape), slots=slots, done=0, t0=time.perf_counter())
+        self.active = C.CompareState(spec=jobs[0][0], titles=titles, values={s.name: v for s, v in jobs},
+                                     reference=reference, source=layer.name, settings=settings, shape=tuple(shape),
+                                     ref_name=ref_name, mask=mask, slots=slots, tag=self.run_count,
+                                     t0=time.perf_counter())
         self.tabs.setCurrentIndex(1)
         self._hide_our_layers()
         if self.viewer.canvas.grid.enabled:
@@ -1017,15 +1015,15 @@ class ReconWidget(QWidget):
     def _arrange_compare(self, fit: bool = True) -> None:
         a = self.active
         entries = []
-        for key, caption in a["slots"]:
+        for key, caption in a.slots:
             layer = self.compare_layers.get(key)
-            done = key == "reference" or key in a["layers"]
+            done = key == "reference" or key in a.layers
             entries.append((layer if done and layer in self.viewer.layers else None, caption))
-        if a["reference"] is not None and entries:
-            entries[0] = (self._compare_layer("reference", a["reference"], a["reference"],
-                                              {"kind": "compare", "method": "reference", "source": a["ref_name"]},
+        if a.reference is not None and entries:
+            entries[0] = (self._compare_layer("reference", a.reference, a.reference,
+                                              {"kind": "compare", "method": "reference", "source": a.ref_name},
                                               "reference [compare]"), entries[0][1])
-        self.panels.arrange(entries, a["shape"][-2:], fit=fit)
+        self.panels.arrange(entries, a.shape[-2:], fit=fit)
 
     def _compare_layer(self, key: str, image, reference, meta: dict, name: str):
         """A compare panel layer: reused from the previous compare (one per method)."""
@@ -1042,15 +1040,15 @@ class ReconWidget(QWidget):
 
     def _compare_overlay(self) -> str:
         a = self.active
-        text = f"Compare on '{_short(a['source'])}' · {a['settings'].describe()}"
-        if a["reference"] is not None:
-            text += f"\nPSNR / SSIM vs '{_short(a['ref_name'], 30)}' · table in the dock"
+        text = f"Compare on '{_short(a.source)}' · {a.settings.describe()}"
+        if a.reference is not None:
+            text += f"\nPSNR / SSIM vs '{_short(a.ref_name, 30)}' · table in the dock"
         return text
 
     def _on_compare_outcome(self, outcome) -> None:
         a = self.active
-        title = a["titles"].get(outcome.method, outcome.method)
-        slot = next((i for i, (k, _) in enumerate(a["slots"]) if k == outcome.method), None)
+        title = a.titles.get(outcome.method, outcome.method)
+        slot = next((i for i, (k, _) in enumerate(a.slots) if k == outcome.method), None)
         row = self.table.rowCount()
         self.table.insertRow(row)
         if outcome.error:
@@ -1065,20 +1063,20 @@ class ReconWidget(QWidget):
             score = f"{m['psnr']:.2f} dB · SSIM {m.get('ssim', float('nan')):.3f}" if m else "no reference"
             caption = f"{title}\n{score} · {r.seconds:.1f} s"
             meta = {"kind": "compare", "method": r.method, "title": title, "params": dict(r.params),
-                    "metrics": dict(m), "seconds": r.seconds, "source": a["source"], "mask": a["mask"],
-                    "problem": dict(outcome.prepared.meta), "compare": a["tag"]}
-            self._compare_layer(r.method, r.image, a["reference"], meta, f"{title} [compare]")
-            a["layers"].append(r.method)
+                    "metrics": dict(m), "seconds": r.seconds, "source": a.source, "mask": a.mask,
+                    "problem": dict(outcome.prepared.meta), "compare": a.tag}
+            self._compare_layer(r.method, r.image, a.reference, meta, f"{title} [compare]")
+            a.layers.append(r.method)
         if slot is not None:
-            a["slots"][slot] = (outcome.method, caption)
-        a["done"] += 1
+            a.slots[slot] = (outcome.method, caption)
+        a.done += 1
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self.table.setItem(row, col, item)
         self._arrange_compare(fit=False)
-        if a["done"] == len(a["titles"]):
-            self.report(f"✓ compared {len(a['titles'])} methods on '{a['source']}': labelled panels on the "
+        if a.done == len(a.titles):
+            self.report(f"✓ compared {len(a.titles)} methods on '{a.source}': labelled panels on the "
                         "canvas, table below", error=False)
 
     def _hide_our_layers(self) -> None:
