@@ -15,31 +15,17 @@ from collections import deque
 import numpy as np
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QFrame,
-    QGroupBox,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QListWidget,
     QListWidgetItem,
-    QPushButton,
-    QScrollArea,
-    QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_unrollrecon._widgets import _controller as C
+from napari_unrollrecon._widgets import _sections as S
 from napari_unrollrecon._widgets import _view as V
-from napari_unrollrecon._widgets._params import ParamForm
-from napari_unrollrecon._widgets._plot import LivePlot
 
 _NONE = "(none)"
 _AUTO_REF = "(input image = ground truth)"
@@ -122,118 +108,30 @@ class ReconWidget(QWidget):
 
     # ================================================================== UI
     def _build_ui(self) -> None:
+        """Compose the parts (:mod:`._sections`) and expose their controls under short names."""
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
-
-        box = QGroupBox("Input")
-        form = QFormLayout(box)
-        self.input_combo = QComboBox()
-        self.kind_combo = QComboBox()
-        self.kind_combo.addItems(["auto", "image", "k-space", "sinogram"])
-        self.modality_combo = QComboBox()
-        for key, label in C.MODALITIES.items():
-            self.modality_combo.addItem(label, key)
-        self.ref_combo = QComboBox()
-        form.addRow("data layer", self.input_combo)
-        form.addRow("data is", self.kind_combo)
-        form.addRow("modality", self.modality_combo)
-        form.addRow("reference", self.ref_combo)
-        root.addWidget(box)
-
-        box = QGroupBox("Sampling")
-        self.sampling_form = form = QFormLayout(box)
-        self.mask_combo = QComboBox()
-        self.mask_combo.addItems(list(_mask_kinds()))
-        self.mask_layer_combo = QComboBox()
-        self.ratio_spin = QDoubleSpinBox(decimals=3, minimum=0.01, maximum=1.0, singleStep=0.05, value=0.25)
-        self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.views_spin = QSpinBox(minimum=2, maximum=2048, value=60)
-        self.noise_spin = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01, value=0.0)
-        self.noise_spin.setToolTip("complex Gaussian noise, relative to the RMS of the simulated measurements")
-        self.preview_check = QCheckBox("show mask layer")
-        self.preview_check.setChecked(True)
-        self.realised_label = QLabel("")
-        form.addRow("mask", self.mask_combo)
-        form.addRow("mask layer", self.mask_layer_combo)
-        form.addRow("ratio", self.ratio_spin)
-        form.addRow("seed", self.seed_spin)
-        form.addRow("views", self.views_spin)
-        form.addRow("noise", self.noise_spin)
-        form.addRow(self.preview_check, self.realised_label)
-        root.addWidget(box)
-
-        box = QGroupBox("Method")
-        v = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.method_combo = QComboBox()
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
-        self.defaults_button = QPushButton("defaults")
-        self.defaults_button.setToolTip("reset this method's parameters to the defaults for the current modality")
-        row.addWidget(self.method_combo, 3)
-        row.addWidget(self.defaults_button)
-        row.addWidget(QLabel("device"))
-        row.addWidget(self.device_combo, 1)
-        v.addLayout(row)
-        self.method_info = QLabel("")
-        self.method_info.setWordWrap(True)
-        self.method_info.setStyleSheet("color: #9aa;")
-        v.addWidget(self.method_info)
-        self.param_form = ParamForm()
-        self.param_scroll = QScrollArea()
-        self.param_scroll.setWidgetResizable(True)
-        self.param_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.param_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.param_scroll.setWidget(self.param_form)
-        v.addWidget(self.param_scroll)
-        row = QHBoxLayout()
-        self.run_button = QPushButton("Run")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.side_check = QCheckBox("side by side")
-        self.side_check.setToolTip("show the run as labelled panels: reference | stages | |error|")
-        row.addWidget(self.run_button, 2)
-        row.addWidget(self.stop_button, 2)
-        row.addWidget(self.side_check, 1)
-        v.addLayout(row)
-        root.addWidget(box)
-
+        self.input_box = S.InputSection()
+        self.sampling_box = S.SamplingSection(_mask_kinds())
+        self.method_box = S.MethodSection()
         self.status = QLabel("Pick a data layer (File > Open Sample > UnrollRecon), then press Run.")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        root.addWidget(self.status)
-
-        self.tabs = QTabWidget()
-        plot_tab = QWidget()
-        pv = QVBoxLayout(plot_tab)
-        pv.setContentsMargins(2, 2, 2, 2)
-        self.plot = LivePlot()
-        pv.addWidget(self.plot)
-        self.tabs.addTab(plot_tab, "Live plot")
-        cmp_tab = QWidget()
-        cv = QVBoxLayout(cmp_tab)
-        cv.setContentsMargins(2, 2, 2, 2)
-        self.compare_list = QListWidget()
-        self.compare_list.setMaximumHeight(90)
-        self.compare_button = QPushButton("Compare checked methods side by side")
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["method", "PSNR dB", "SSIM", "time s"])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setVisible(False)
-        cv.addWidget(self.compare_list)
-        cv.addWidget(self.compare_button)
-        cv.addWidget(self.table)
-        self.tabs.addTab(cmp_tab, "Compare")
+        self.tabs = S.ResultsTabs()
+        for part in (self.input_box, self.sampling_box, self.method_box, self.status):
+            root.addWidget(part)
         root.addWidget(self.tabs, 1)
+        for part in (self.input_box, self.sampling_box, self.method_box, self.method_box.run_bar, self.tabs):
+            for name, value in vars(part).items():
+                if not name.startswith("_") and isinstance(value, QWidget):
+                    setattr(self, name, value)
+        self.sampling_form = self.sampling_box.form
 
         self.input_combo.currentIndexChanged.connect(self._input_changed)
         self.kind_combo.currentIndexChanged.connect(self._input_changed)
         self.modality_combo.currentIndexChanged.connect(self._modality_changed)
-        for w in (self.mask_combo, self.mask_layer_combo):
-            w.currentIndexChanged.connect(self._sampling_changed)
-        for w in (self.ratio_spin, self.seed_spin, self.views_spin, self.noise_spin):
-            w.valueChanged.connect(self._sampling_changed)
-        self.preview_check.toggled.connect(self._sampling_changed)
+        for signal in self.sampling_box.changed_signals():
+            signal.connect(self._sampling_changed)
         self.method_combo.currentIndexChanged.connect(self._method_changed)
         self.param_form.changed.connect(self._param_changed)
         self.run_button.clicked.connect(self.run)
