@@ -240,7 +240,7 @@ def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, refere
     ``send`` a dict of live parameter changes; it reaches the method at its next stage.
     Returns an :class:`Outcome` (``StopIteration.value``).
     """
-    from napari_unrollrecon.engine.stream import stream
+    from napari_unrollrecon.engine.stream import relay, stream
     from napari_unrollrecon.methods.base import StageCache
 
     throttle = throttle or Throttle()
@@ -251,14 +251,7 @@ def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, refere
             cache = StageCache()
         gen = stream(spec, prepared.problem, params, reference=reference, convention=convention, cache=cache,
                      start=start, throttle=throttle)
-        changes = None
-        while True:
-            try:
-                update = gen.send(changes)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            changes = yield Frame(update, update.show, spec.name)
+        result = yield from relay(gen, lambda update: Frame(update, update.show, spec.name))
         return Outcome(result=result, prepared=prepared, cache=cache, method=spec.name)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the dock
         return Outcome(error=friendly(exc, spec.title), prepared=prepared, method=spec.name)

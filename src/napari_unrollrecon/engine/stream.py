@@ -121,6 +121,18 @@ def run(
         changes = on_update(update) if on_update else None
 
 
+def relay(gen, wrap: Callable = lambda item: item):
+    """Re-yield a protocol generator's items through ``wrap``, forwarding what is sent back; returns
+    its return value (``result = yield from relay(gen, wrap)`` inside another generator)."""
+    changes = None
+    while True:
+        try:
+            item = gen.send(changes)
+        except StopIteration as stop:
+            return stop.value
+        changes = yield wrap(item)
+
+
 def collect(gen, changes_at: dict | None = None, stage=lambda item: item.stage):
     """Drain any protocol generator, keeping every yielded item: returns (items, return value).
 
