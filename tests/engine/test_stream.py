@@ -102,3 +102,48 @@ def test_run_without_a_consumer_materialises_no_update():
     before = Update.materialised
     res = run(_sampler_spec(200), problem, reference=x)
     assert Update.materialised == before and "psnr" in res.metrics
+
+
+def test_a_non_finite_stage_stops_the_run_naming_method_and_stage():
+    import torch
+
+    from napari_unrollrecon.engine import phantoms, problems
+    from napari_unrollrecon.engine.stream import NonFiniteError
+    from napari_unrollrecon.methods.base import MethodSpec, UpdateMaker
+    from napari_unrollrecon.physics.masks import make_mask
+
+    def run_(problem, params, cache=None, start=0):
+        make = UpdateMaker(problem, params, total=5)
+        x = problem.operator.AH(problem.y)
+        for k in range(1, 6):
+            x = x * (float("nan") if k == 3 else 1.0)
+            yield make(k, x)
+        return make.result("nan", x, stages=5)
+
+    spec = MethodSpec(name="nan", title="Diverging", modalities=("mri",), params=(), run=run_)
+    x = np.abs(phantoms.mri_phantom(32))
+    problem = problems.mri_from_image(x, make_mask("radial", (32, 32), 0.3))
+    with pytest.raises(NonFiniteError, match="Diverging produced NaN or infinite values at stage 3/5"):
+        run(spec, problem)
+
+
+@pytest.mark.parametrize("mask, match", [
+    (np.full((8, 8), np.nan), "finite values in \\[0, 1\\]"),
+    (-np.ones((8, 8)), "finite values in \\[0, 1\\]"),
+    (5 * np.ones((8, 8)), "finite values in \\[0, 1\\]"),
+    (np.zeros((8, 8)), "samples nothing"),
+])
+def test_the_mri_operator_refuses_meaningless_masks(mask, match):
+    from napari_unrollrecon.physics.mri import MRIOperator
+
+    with pytest.raises(ValueError, match=match):
+        MRIOperator(mask)
+
+
+@pytest.mark.parametrize("noise", [-1.0, float("nan"), float("inf")])
+def test_problems_refuse_meaningless_noise(noise):
+    from napari_unrollrecon.engine import problems
+    from napari_unrollrecon.physics.masks import make_mask
+
+    with pytest.raises(ValueError, match="noise must be a finite level"):
+        problems.mri_from_image(np.ones((16, 16)), make_mask("radial", (16, 16), 0.3), noise=noise)

@@ -27,7 +27,10 @@ def _check_image(x: np.ndarray, what: str = "image") -> np.ndarray:
 
 
 def _noise(y: torch.Tensor, mask: torch.Tensor, level: float, seed: int) -> torch.Tensor:
-    if level <= 0:
+    level = float(level)
+    if not np.isfinite(level) or level < 0:
+        raise ValueError(f"noise must be a finite level ≥ 0 (relative to the RMS of the measurements), got {level}")
+    if level == 0:
         return y
     g = torch.Generator(device="cpu").manual_seed(seed)
     rms = torch.sqrt(torch.mean(y.abs() ** 2 * (mask > 0))) if mask is not None else y.abs().pow(2).mean().sqrt()

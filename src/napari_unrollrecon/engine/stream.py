@@ -19,6 +19,22 @@ MAX_RATE = 20.0  # updates per second a consumer is shown by default
 KEEP_ALL = 32  # runs of at most this many stages (unrolled networks) show every stage
 
 
+class NonFiniteError(ValueError):
+    """A method produced NaN or infinite values: the run stops with the method and the stage named."""
+
+
+def check_finite(spec, update: Update) -> None:
+    """One reduction per stage on the estimate (no copy to numpy): a non-finite stage stops the run."""
+    import torch
+
+    est = update.estimate
+    bad = (not bool(torch.isfinite(est).all())) if isinstance(est, torch.Tensor) else \
+        (not np.all(np.isfinite(update.image)))
+    if bad:
+        raise NonFiniteError(f"{spec.title} produced NaN or infinite values at stage {update.stage}/{update.total}; "
+                             "lower its step size or weight, or check the input's scale")
+
+
 class Throttle:
     """Which updates a consumer is shown: ≤ ``max_rate`` per second and always the last one;
     every stage of a short run (≤ ``keep_all`` stages). The first update counts against the rate
@@ -75,6 +91,7 @@ def stream(
             if reference is not None:
                 result.metrics = M.evaluate(result.image, reference, convention)
             return result
+        check_finite(spec, update)
         update.show = throttle(update.stage, update.total) if throttle is not None else True
         if reference is not None and update.show:
             last = update.stage >= update.total

@@ -23,7 +23,14 @@ class MRIOperator(LinearOperator):
         mask = torch.as_tensor(mask)
         if mask.ndim < 2:
             raise ValueError(f"an MRI mask needs at least 2 dimensions (H, W); got shape {tuple(mask.shape)}")
-        self.mask = mask.to(device=device, dtype=torch.float32)
+        mask = mask.to(device=device, dtype=torch.float32)
+        if not bool(torch.isfinite(mask).all()) or float(mask.min()) < 0 or float(mask.max()) > 1:
+            raise ValueError("an MRI mask must hold finite values in [0, 1] (0/1 samples, or weights); "
+                             f"got values in [{float(mask.nan_to_num().min()):g}, {float(mask.nan_to_num().max()):g}]"
+                             + ("" if bool(torch.isfinite(mask).all()) else " and NaN/Inf"))
+        if not bool(mask.any()):
+            raise ValueError("the MRI mask samples nothing (all zeros)")
+        self.mask = mask
         self.device = self.mask.device
 
     @property
