@@ -235,6 +235,8 @@ def cmd_recon(args) -> int:
         rec = {"source": item.meta.get("source", args.input), **desc, "seconds": round(result.seconds, 4)}
         rec.update({k: round(v, 6) for k, v in result.metrics.items()})
         records.append(rec)
+        if result.meta.get("note"):
+            print(f"warning: {result.meta['note']}", file=sys.stderr)
         if result.metrics and not args.quiet:
             m = result.metrics
             print(f"{Path(str(rec['source'])).name}: PSNR {m['psnr']:.2f} dB  SSIM {m.get('ssim', float('nan')):.4f}"

@@ -147,3 +147,10 @@ def test_problems_refuse_meaningless_noise(noise):
 
     with pytest.raises(ValueError, match="noise must be a finite level"):
         problems.mri_from_image(np.ones((16, 16)), make_mask("radial", (16, 16), 0.3), noise=noise)
+
+
+def test_real_data_cannot_be_used_as_kspace():
+    from napari_unrollrecon.engine.pipeline import build_problem
+
+    with pytest.raises(ValueError, match="k-space must be complex"):
+        build_problem(np.ones((16, 16), np.float32), "kspace", "mri")

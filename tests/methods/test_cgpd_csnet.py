@@ -290,3 +290,17 @@ def test_bundled_weights_beat_zero_filled_on_brain_test_images(data_root):
             assert res.stages == 13
             gains.append(evaluate(res.image, x, "cgpd")["psnr"] - zf)
         assert min(gains) > least, (what, gains)
+
+
+def test_a_real_valued_model_says_it_drops_the_phase():
+    """Regression (issue 13.2c): complex data through the real-valued network lost its phase silently."""
+    from napari_unrollrecon.engine.stream import run as drain
+
+    yy, xx = np.mgrid[-1:1:32j, -1:1:32j]
+    disk = ((xx**2 + yy**2) < 0.5).astype(np.float32)
+    mask = make_mask("cartesian", (32, 32), 0.4, seed=0)
+    with C.model_override(tiny_model()):
+        phased = drain(C.SPEC, problems.mri_from_image(disk * np.exp(1j * 2.0 * xx), mask))
+        real = drain(C.SPEC, problems.mri_from_image(disk, mask))
+    assert "real-valued" in phased.meta.get("note", "") and "phase" in phased.meta["note"]
+    assert "note" not in real.meta

@@ -708,6 +708,8 @@ class ReconWidget(QWidget):
         note = outcome.prepared.meta.get("mask_note") if outcome.prepared.meta.get("mask_kind") == "custom" else None
         if note:  # say which layout a user's mask was taken to have, as the CLI does
             text += f"\n{note}"
+        if result.meta.get("note"):  # what the method assumed (e.g. a real-valued network dropping the phase)
+            text += f"\n⚠ {result.meta['note']}"
         if any(p.live or p.stage is not None for p in a.spec.params):
             text += "\nChange a parameter to re-run" + (" from the affected stage." if a.spec.resumable else ".")
         self.report(text, error=False)

@@ -88,6 +88,9 @@ def build_problem(data: np.ndarray, kind: str, modality: str, mask: MaskSettings
         what = "(frames, H, W)" if modality == "dmri" else "(H, W)"
         raise ValueError(f"{modality} data must be {what}; got shape {data.shape}")
     if kind == "kspace":
+        if not np.iscomplexobj(data):
+            raise ValueError("k-space must be complex, but this data is real-valued (an image, or |k| only); "
+                             "choose 'image' if it is an image")
         if mask is not None and mask.given:
             m, desc = mask.make(data.shape)
             return problems.mri_from_kspace(data * m, m, device, meta=desc), desc

@@ -363,8 +363,34 @@ def _coefficients(model, problem, params):
     return ratio, eta0, beta0, eta0 * eta_m, beta0 * beta_m
 
 
+def _mirror(k: torch.Tensor) -> torch.Tensor:
+    """k(−u) for centred k-space (DC at (H//2, W//2)): flip, and shift by one on even sizes."""
+    h, w = k.shape[-2:]
+    return torch.roll(torch.flip(k, (-2, -1)), shifts=(1 - h % 2, 1 - w % 2), dims=(-2, -1))
+
+
+def phase_note(model, problem) -> str | None:
+    """A real-valued model reconstructs the real part: say so when the data has a phase to lose.
+
+    A real image has Hermitian k-space, k(−u) = conj k(u): the part of the measured energy that
+    breaks this symmetry (on points sampled at both u and −u) is the phase's share."""
+    if model.channels != 1:
+        return None
+    y = problem.y
+    both = (y.abs() > 0) & (_mirror(y).abs() > 0)
+    if not bool(both.any()):
+        return None
+    frac = float((y - _mirror(y).conj())[both].norm() / (2 * y[both].norm()).clamp_min(1e-12))
+    if frac <= 0.05:
+        return None
+    return (f"CGPD-CSNet (this model) is real-valued: it reconstructs the real part, and this data has a phase "
+            f"({100 * frac:.0f}% of the measured k-space is not Hermitian), which the result loses; use a "
+            "magnitude image or a complex model")
+
+
 def run(problem, params, cache=None, start=0):
     model, source = resolve_model(params["weights"], problem.device)
+    note = phase_note(model, problem)
     n_s = model.n_stages
     if not 0 <= int(start) <= n_s:
         raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
@@ -389,7 +415,8 @@ def run(problem, params, cache=None, start=0):
     if cache is not None:
         cache.put(n_s, x)
     image = model.to_image(x, scale)[0]
-    return make.result(NAME, image, stages=n_s, meta={"weights": source, "config": dict(model.config)})
+    meta = {"weights": source, "config": dict(model.config)}
+    return make.result(NAME, image, stages=n_s, meta={**meta, "note": note} if note else meta)
 
 
 def _correction_view(model, e, scale) -> np.ndarray:
