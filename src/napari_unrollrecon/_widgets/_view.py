@@ -152,10 +152,16 @@ class ResultView:
                     metadata={C.META_KEY: {"kind": "extra", "source": self.name, "extra": key}})
                 layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
                 layer.events.visible.connect(lambda event, k=key: self._sync_extra(k))
+                self._select_result()
                 if self.on_new_extra is not None:
                     QTimer.singleShot(0, self.on_new_extra)
             elif layer.visible or layer.data.shape != extra.view.shape:
                 self._sync_extra(key)
+
+    def _select_result(self) -> None:
+        """Adding a layer selects it: give the layer controls back to the result (not a helper)."""
+        if _alive(self.viewer, self.layer):
+            self.viewer.layers.selection.active = self.layer
 
     def _sync_extra(self, key: str) -> None:
         layer, extra = self.extra_layers.get(key), self.extras.get(key)
@@ -227,6 +233,7 @@ class ResultView:
                 axis_labels=self.layer.axis_labels, visible=visible,
                 metadata={C.META_KEY: {"kind": "error", "source": self.layer.name}})
             self.err_layer.events.visible.connect(self._error_shown)
+            self._select_result()
         elif visible and not self.err_layer.visible:
             self.err_layer.visible = True  # _error_shown fills it
         return self.err_layer
