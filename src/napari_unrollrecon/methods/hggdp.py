@@ -34,7 +34,7 @@ from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import STOCHASTIC_PARAMS, MethodSpec, Param, UpdateMaker, noise_generator
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.priors import ncsn
-from napari_unrollrecon.priors.channels import from_channels, to_channels
+from napari_unrollrecon.priors.channels import copies_to_channels, from_channels, to_channels
 from napari_unrollrecon.samplers import steps as S
 from napari_unrollrecon.samplers.sde import VESDE, noise
 
@@ -72,7 +72,7 @@ def consistency(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.T
     """Hard k-space consistency on every copy: k = M·y + (1 − M)·F x (mask, y: (B, H, W))."""
     k = fft2c(from_stack(x))
     k = mask[:, None] * y[:, None] + (1 - mask[:, None]) * k
-    return to_channels_all(ifft2c(k))
+    return copies_to_channels(ifft2c(k))
 
 
 # --------------------------------------------------------------------------- training
@@ -190,12 +190,7 @@ def mask_consistency(y: torch.Tensor, mask: torch.Tensor):
 
 def operator_consistency(operator, y: torch.Tensor):
     """Hard consistency through the operator protocol (every copy of every sample)."""
-    return lambda x: to_channels_all(operator.data_consistency(from_stack(x), y))
-
-
-def to_channels_all(z: torch.Tensor) -> torch.Tensor:
-    """Complex (B, copies, H, W) → real (B, 2·copies, H, W), inverse of :func:`from_stack`."""
-    return torch.stack([z.real, z.imag], 2).flatten(1, 2)
+    return lambda x: copies_to_channels(operator.data_consistency(from_stack(x), y))
 
 
 # --------------------------------------------------------------------------- streamed run

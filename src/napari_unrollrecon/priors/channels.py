@@ -24,6 +24,11 @@ def from_channels(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(x[:, :, 0].contiguous(), x[:, :, 1].contiguous())
 
 
+def copies_to_channels(z: torch.Tensor) -> torch.Tensor:
+    """Complex (B, copies, *S) → real (B, 2·copies, *S): the inverse of :func:`from_channels`."""
+    return torch.stack([z.real, z.imag], 2).flatten(1, 2)
+
+
 def as_complex(x: torch.Tensor) -> torch.Tensor:
     """(B, 2, H, W) (Re, Im) or (B, 1, H, W) real → complex (B, H, W)."""
     if x.shape[1] == 2:
