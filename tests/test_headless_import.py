@@ -28,7 +28,8 @@ for name in registry.names():
     registry.get(name)
 res = stream.run(registry.get("tv"), problems.mri_from_image(x, make_mask("cartesian", (32, 32), 0.3)), {"iterations": 3})
 assert res.image.shape == (32, 32)
-for floor in ("priors.ncsn", "priors.score", "samplers.sde", "samplers.steps", "physics.operator"):
+for floor in ("priors.ncsn", "priors.ncsnpp", "priors.lowrank", "priors.score", "samplers.sde", "samplers.steps",
+              "physics.operator", "physics.kweight"):
     assert "napari_unrollrecon." + floor in sys.modules, floor
 res = stream.run(registry.get("gaussian-langevin"), problems.mri_from_image(x, make_mask("radial", (32, 32), 0.3)),
                  {"levels": 2, "steps": 2, "samples": 2})

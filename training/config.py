@@ -84,6 +84,7 @@ SOURCE_KEYS = {
     "offset": "added to the values first (e.g. -1024 for CT numbers -> HU)",
     "clip": "[lo, hi] clip after the offset (e.g. an HU window)",
     "downsample": "n: replace each n×n block by its mean first (e.g. 2 for 512² CT slices to 256²)",
+    "fit": "[H, W]: centre-crop or zero-pad every image to this shape (after downsample)",
     "normalise": "per-source override of data.normalise",
     "limit": "use only the first N images of this source",
     "n": "synthetic: number of images",

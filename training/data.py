@@ -7,7 +7,8 @@ complex64), so batches cost no disk I/O and no loader processes - 2 cores have n
 Leakage guards (../shared/datasets/README.md):
 
 * sources inside a benchmark test set (the 50 ISTA-Net brain PNGs, HGGDP test31, the AAPM CT
-  slices, the ADMM-Net chest test and brain demo images, the CGPD-CSNet heart test) are refused;
+  slices, the ADMM-Net chest test and brain demo images) are refused, and so are single test files
+  in folders that also hold training data (heart patient 33 beside training patients 31 and 32);
 * SIAT500 rows come only from blocks without an HGGDP test slice (source_index 41-60, 81-120,
   401-500) while ``exclude_test31_neighbours`` is on (the default);
 * a train image that is also a validation image is an error.
@@ -31,8 +32,13 @@ TEST_SETS = {
     "GMSD-AAPM-CT": "the 12 AAPM CT test slices",
     "Deep-ADMM-Net/data/Chest_data": "the 50 ADMM-Net chest test images",
     "Deep-ADMM-Net/data/Brain_data": "copies of ISTA-Net brain test images 11 and 50",
-    "CGPD-CSNet/data": "the CGPD-CSNet heart test images",
+    "CGPD-CSNet/data/BrainImages_test": "copies of the 50 ISTA-Net brain test images",
 }
+#: Test files inside folders that also hold training data: (folder, glob, reason). Patients 31
+#: and 32 of the CGPD-CSNet heart set train the dynamic score models; patient 33 is their test.
+TEST_FILES = (
+    ("CGPD-CSNet/data/heart_test", "mr_heart_p33*", "heart patient 33, the dynamic (DD-UGM) test series"),
+)
 #: SIAT500 source_index blocks that contain no HGGDP test slice (SIAT500/SOURCE.md).
 SIAT_SAFE_BLOCKS = ((41, 60), (81, 120), (401, 500))
 SIAT_DEFAULT = "SIAT500/siat500.h5"
@@ -111,7 +117,7 @@ def load_source(src: dict, root: Path, target: str, data_cfg: dict) -> ImageSet:
         elif kind == "h5":
             arrays, ids = _h5(path, src)
         else:
-            arrays, ids = _files(path, src)
+            arrays, ids = _files(path, src, root)
     if src.get("limit"):
         arrays, ids = arrays[: src["limit"]], ids[: src["limit"]] if ids else None
     norm = src.get("normalise", data_cfg["normalise"])
@@ -145,6 +151,16 @@ def guard_test_sets(path: Path, root: Path) -> None:
                             "that must never be trained on; choose a training source (datasets/README.md)")
 
 
+def guard_test_files(files, root: Path) -> None:
+    """Refuse any file matching :data:`TEST_FILES` (a test image among training images)."""
+    for f in files:
+        f = Path(f).resolve()
+        for folder, pattern, reason in TEST_FILES:
+            if f.parent == (root / folder).resolve() and f.match(pattern):
+                raise DataError(f"{f.name} is {reason}: never train on it; narrow the source's pattern "
+                                "(e.g. mr_heart_p3[12]*.png)")
+
+
 def dataset_terms(path: Path, root: Path) -> str:
     """The licence line of the dataset's SOURCE.md (model cards must say what they trained on)."""
     try:
@@ -164,7 +180,7 @@ def _selected(numbers, select) -> np.ndarray:
     return np.any([(numbers >= a) & (numbers <= b) for a, b in select], axis=0)
 
 
-def _files(folder: Path, src: dict):
+def _files(folder: Path, src: dict, root: Path):
     from napari_unrollrecon.engine import io
 
     if folder.is_file():
@@ -175,6 +191,7 @@ def _files(folder: Path, src: dict):
     files = [f for f, keep in zip(files, _selected(np.arange(1, len(files) + 1), src.get("select"))) if keep]
     if not files:
         raise DataError(f"no data files in {folder} (pattern {src.get('pattern')!r}, select {src.get('select')})")
+    guard_test_files(files, root)
     arrays, ids = [], []
     for f in files:
         a = io.read(f, kind="image", key=src.get("key")).data
@@ -260,6 +277,8 @@ def _prepare(a: np.ndarray, target: str, norm: str, src: dict) -> np.ndarray:
         n = int(src["downsample"])
         h, w = a.shape[0] // n * n, a.shape[1] // n * n
         a = a[:h, :w].reshape(h // n, n, w // n, n).mean(axis=(1, 3))
+    if src.get("fit"):
+        a = fit(a, src["fit"])
     if not np.iscomplexobj(a):
         a = a.astype(np.float32) + np.float32(src.get("offset", 0.0))
         if src.get("clip"):
@@ -271,6 +290,20 @@ def _prepare(a: np.ndarray, target: str, norm: str, src: dict) -> np.ndarray:
     else:
         a = a.astype(np.complex64)
     return _normalise(a, norm)
+
+
+def fit(a: np.ndarray, shape) -> np.ndarray:
+    """Centre-crop or zero-pad the last two axes of ``a`` to ``shape``."""
+    out = a
+    for axis, n in zip((-2, -1), shape):
+        m = out.shape[axis]
+        if m > n:
+            out = np.take(out, np.arange((m - n) // 2, (m - n) // 2 + n), axis=axis)
+        elif m < n:
+            pad = [(0, 0)] * out.ndim
+            pad[axis] = ((n - m) // 2, n - m - (n - m) // 2)
+            out = np.pad(out, pad)
+    return out
 
 
 def _normalise(a: np.ndarray, norm: str) -> np.ndarray:

@@ -19,8 +19,9 @@ class Trainable:
 
 
 def trainable() -> list[Trainable]:
-    """Every registered method whose module defines a ``TRAINING``."""
-    out = []
+    """Every registered method whose module defines a ``TRAINING``, and every model named in a
+    method module's ``TRAININGS`` (methods with several networks, e.g. DD-UGM's two)."""
+    out = [Trainable(name, spec, ("mri",), module) for name, (module, spec) in sorted(_multi().items())]
     for name in registry.names():
         try:
             out.append(resolve(name))
@@ -31,6 +32,10 @@ def trainable() -> list[Trainable]:
 
 def resolve(name: str) -> Trainable:
     """``name`` is a registry name (``cgpd-csnet``) or a module path (``mypkg.mymethod``)."""
+    multi = _multi()
+    if name in multi:
+        module, training = multi[name]
+        return Trainable(name=name, training=training, modalities=("mri",), module=module)
     try:
         spec = registry.get(name)
         module = importlib.import_module(spec.run.__module__)
@@ -43,6 +48,21 @@ def resolve(name: str) -> Trainable:
                              "or give an importable module that defines TRAINING") from None
         spec = getattr(module, "SPEC", None)
     return _from_module(module, spec, name)
+
+
+def _multi() -> dict:
+    """name → (module name, TrainingSpec) from every ``TRAININGS`` table in napari_unrollrecon.methods."""
+    import pkgutil
+
+    import napari_unrollrecon.methods as pkg
+
+    out = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        for name, spec in getattr(module, "TRAININGS", {}).items():
+            if isinstance(spec, TrainingSpec):
+                out[name] = (module.__name__, spec)
+    return out
 
 
 def _from_module(module: ModuleType, spec, name: str) -> Trainable:

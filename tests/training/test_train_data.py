@@ -101,6 +101,22 @@ def test_benchmark_test_sets_are_refused(tmp_path, rel):
         D.build(parent)
 
 
+def test_heart_patient_33_is_refused_beside_training_patients(tmp_path):
+    folder = tmp_path / "CGPD-CSNet/data/heart_test"
+    folder.mkdir(parents=True)
+    for name in ("mr_heart_p31t01z0.png", "mr_heart_p32t01z0.png", "mr_heart_p33t01z0.png"):
+        iio.imwrite(folder / name, np.full((8, 8), 9, np.uint8))
+    rel = "CGPD-CSNet/data/heart_test"
+    ok = _cfg([{"kind": "files", "path": rel, "pattern": "mr_heart_p3[12]*.png", "fit": [12, 6]}],
+              [{"kind": "synthetic", "n": 1}], root=str(tmp_path))
+    train = D.build(ok)[0]
+    assert len(train) == 2 and train.images[0].shape == (12, 6)
+    assert train.images[0][0].max() == 0 and train.images[0][5].min() == 1  # zero-padded rows, cropped columns
+    every = _cfg([{"kind": "files", "path": rel}], [{"kind": "synthetic", "n": 1}], root=str(tmp_path))
+    with pytest.raises(D.DataError, match="patient 33"):
+        D.build(every)
+
+
 def test_train_and_validation_must_be_disjoint_and_val_split_holds_out_the_tail(tmp_path):
     src = {"kind": "synthetic", "n": 10, "seed": 2}
     with pytest.raises(D.DataError, match="both the training and the validation"):

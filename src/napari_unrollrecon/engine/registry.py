@@ -15,9 +15,11 @@ _BUILTIN = {
     "fbp": "napari_unrollrecon.methods.fbp",
     "tv": "napari_unrollrecon.methods.tv",
     "l1-wavelet": "napari_unrollrecon.methods.l1_wavelet",
+    "lplus-s": "napari_unrollrecon.methods.lplus_s",
     "cgpd-csnet": "napari_unrollrecon.methods.cgpd_csnet",
     "gdunet": "napari_unrollrecon.methods.gdunet",
     "hggdp": "napari_unrollrecon.methods.hggdp",
+    "dd-ugm": "napari_unrollrecon.methods.dd_ugm",
     "gaussian-langevin": "napari_unrollrecon.methods.gaussian_langevin",
 }
 _REGISTRY: dict[str, MethodSpec] = {}

@@ -34,6 +34,7 @@ from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import STOCHASTIC_PARAMS, MethodSpec, Param, UpdateMaker, noise_generator
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.priors import ncsn
+from napari_unrollrecon.priors.score import dsm_loss
 from napari_unrollrecon.priors.channels import copies_to_channels, from_channels, to_channels
 from napari_unrollrecon.samplers import steps as S
 from napari_unrollrecon.samplers.sde import VESDE, noise
@@ -112,10 +113,8 @@ def make_batch(targets: torch.Tensor, rng: torch.Generator, config: dict) -> dic
 
 def loss(model, batch: dict):
     """Denoising score matching, weighted by σ²: ½·mean ‖σ·s(x + σz, σ) + z‖²."""
-    sigma = batch["sigma"].view(-1, 1, 1, 1)
-    s = model(batch["x"] + sigma * batch["z"], batch["sigma"])
-    per = 0.5 * (sigma * s + batch["z"]).pow(2).flatten(1).mean(1)
-    return per.mean(), {"dsm": float(per.detach().mean())}
+    value, per = dsm_loss(model, batch["x"], batch["sigma"], batch["z"])
+    return value, {"dsm": float(per.mean())}
 
 
 #: The short reconstruction validation runs (fast schedule, 24-level ladder from σ 0.3).

@@ -50,3 +50,11 @@ class GaussianScore:
         shape = (n, *self.power.shape)
         w = torch.complex(torch.randn(shape, generator=generator), torch.randn(shape, generator=generator))
         return ifft2c(w * (self.power / 2).sqrt())
+
+
+def dsm_loss(model, x: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor):
+    """Denoising score matching weighted by σ² (Vincent 2011; NCSN's λ(σ) = σ²):
+    ½·mean ‖σ·s(x + σz, σ) + z‖² per sample, averaged; returns (loss, per-sample values)."""
+    s4 = sigma.view(-1, *([1] * (x.ndim - 1)))
+    per = 0.5 * (s4 * model(x + s4 * z, sigma) + z).pow(2).flatten(1).mean(1)
+    return per.mean(), per.detach()
