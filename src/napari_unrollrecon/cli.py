@@ -104,6 +104,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, default=None, help="use only the first N images")
     b.add_argument("--downsample", type=int, default=1, metavar="N",
                    help="average N×N pixel blocks of each reference first (e.g. 2: 512² CT slices at 256²)")
+    b.add_argument("--dynamic", action="store_true",
+                   help="references are cine series (frames, H, W): 3-D files, or frame files grouped by --group")
+    b.add_argument("--group", default=None, metavar="REGEX",
+                   help="dynamic: stack a folder's 2-D files into series by the regex's first group, e.g. "
+                        "'p33t\\d+z(\\d)' (one series per slice, frames in name order)")
+    b.add_argument("--key", default=None, help="variable name inside .mat/.h5 reference files")
+    b.add_argument("--fit", default=None, metavar="H,W", help="centre-crop or zero-pad every reference to H×W")
+    b.add_argument("--frames", type=int, default=None, help="dynamic: use only the first N frames of each series")
+    b.add_argument("--tile-mask-frames", action="store_true",
+                   help="dynamic: repeat a k-t mask file with fewer frames than the series cyclically")
     b.add_argument("--metric-convention", default="range")
     b.add_argument("--param", action="append", default=[], metavar="METHOD:NAME=VALUE",
                    help="method parameter, repeatable, e.g. tv:lam=0.02")
@@ -281,7 +291,9 @@ def cmd_bench(args) -> int:
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         masks=[m.strip() for m in args.masks.split(",") if m.strip()],
         ratios=[float(r) for r in args.ratios.split(",")],
-        downsample=args.downsample,
+        downsample=args.downsample, dynamic=args.dynamic, group=args.group, key=args.key,
+        fit=tuple(int(v) for v in args.fit.split(",")) if args.fit else None, frames=args.frames,
+        mask_file_frames="tile" if args.tile_mask_frames else "exact",
         views=[int(v) for v in args.views.split(",")] if args.views else None,
         seed=args.seed, limit=args.limit, convention=args.metric_convention,
         params=bench.parse_method_params(args.param), weights=args.weights,

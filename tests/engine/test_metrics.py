@@ -74,3 +74,15 @@ def test_cgpd_convention_clips_to_8bit(pair):
     assert M.evaluate(over, ref, "cgpd")["psnr"] == pytest.approx(M.psnr(np.clip(over, 0, 255), ref, 255))
     with pytest.raises(ValueError, match="unknown metric convention"):
         M.evaluate(x, ref, "psnr-of-my-choice")
+
+
+def test_series_are_scored_frame_by_frame():
+    from napari_unrollrecon.engine.metrics import evaluate, psnr
+
+    rng = np.random.default_rng(0)
+    ref = rng.random((3, 16, 16))
+    ref[1] *= 4  # frames on different scales: each frame uses its own data range
+    x = ref + 0.01 * rng.standard_normal(ref.shape)
+    got = evaluate(x, ref)["psnr"]
+    assert np.isclose(got, np.mean([psnr(a, b) for a, b in zip(x, ref)]))
+    assert not np.isclose(got, psnr(x, ref))

@@ -233,6 +233,21 @@ def test_stage_stack_keeps_every_stage_of_short_runs_and_samples_long_ones():
     assert all(long.view[i, 0, 0] == s for i, s in enumerate(long.stages))
 
 
+def test_stage_stack_of_a_long_run_stays_bounded_keeping_the_last_stages_and_a_thinned_history():
+    s = C.StageStack((2, 2), keep_all=10, keep_every=0.0, max_frames=20, recent=8)
+    mirror = C.StageStack((2, 2), keep_all=1 << 30, max_frames=1 << 30)
+    for k in range(1, 1001):  # 1000 sampler steps, each kept
+        s.add(np.full((2, 2), k, np.float32), k, total=1000)
+        if s.last_kept is not None:
+            mirror.keep_only(s.last_kept)
+        mirror.add(np.full((2, 2), -k, np.float32), k, total=1000)
+        assert len(s) <= 20
+    assert s.stages[0] == 1 and s.stages[-8:] == list(range(993, 1001))  # every one of the last 8
+    assert s.stages == sorted(s.stages) and all(s.view[i, 0, 0] == k for i, k in enumerate(s.stages))
+    assert mirror.stages == s.stages and all(mirror.view[i, 0, 0] == -k for i, k in enumerate(s.stages))
+    assert "thinned" in s.caption(0) and "thinned" not in C.StageStack((2, 2)).caption(0)
+
+
 def test_throttle_shows_every_stage_of_short_runs():
     t = [0.0]
     th = C.Throttle(max_rate=20, clock=lambda: t[0], keep_all=10)

@@ -26,6 +26,8 @@ KINDS = ("image", "kspace", "sinogram")
 KIND_LABELS = {"image": "image", "kspace": "k-space", "sinogram": "sinogram"}
 MODALITIES = {"mri": "MRI", "dmri": "dynamic MRI", "ct": "CT"}
 KEEP_EVERY = 0.5  # longer runs keep a frame at most this often (s); newer stages update the last
+MAX_FRAMES = 100  # a stage stack holds at most this many frames: ...
+RECENT = 50       # ... every kept frame of the newest RECENT, every other one before (repeatedly)
 #: ``metadata["unrollrecon"]["kind"]`` of the dock's own output layers (never offered as input)
 OUTPUT_KINDS = ("reconstruction", "error", "mask-preview", "compare", "reference", "labels", "extra")
 
@@ -390,17 +392,24 @@ class StageStack:
     frame at most every ``keep_every`` seconds; stages in between overwrite the newest frame, so
     the screen still shows each new stage but the layer (and the napari slider) grows at most
     twice a second (growing re-lays out the dims slider; overwriting only re-slices one layer).
+    The stack is bounded: when it holds ``max_frames`` frames, the frames older than the newest
+    ``recent`` are thinned to every other one (the first stage always stays), so a 1000-step
+    sampler keeps its last stages in full and a thinned trajectory before them (``thinned``;
+    ``last_kept`` lists the frames kept, for stacks that mirror this one).
     Frame ``i`` (the slider index) holds stage ``stages[i]``; ``caption(i)`` states the mapping.
     """
 
     def __init__(self, image_shape: tuple, capacity: int = 8, keep_all: int = KEEP_ALL,
-                 keep_every: float = KEEP_EVERY, clock: Callable[[], float] = time.perf_counter):
+                 keep_every: float = KEEP_EVERY, clock: Callable[[], float] = time.perf_counter,
+                 max_frames: int = MAX_FRAMES, recent: int = RECENT):
         self.buf = np.zeros((max(int(capacity), 1), *image_shape), np.float32)
         self.stages: list[int] = []
         self.labels: list[str] = []
         self.metrics: list[dict] = []
         self.total = 0
         self.keep_all, self.keep_every, self.clock = keep_all, keep_every, clock
+        self.max_frames, self.recent = max(int(max_frames), int(recent) + 2), int(recent)
+        self.thinned, self.last_kept = False, None
         self._kept_at: float | None = None
 
     def __len__(self):
@@ -436,6 +445,7 @@ class StageStack:
     def append(self, image: np.ndarray, stage: int, label: str = "", metrics: dict | None = None,
                total: int | None = None) -> None:
         self._check(image)
+        self.last_kept = self._thin() if len(self.stages) >= self.max_frames else None
         n = len(self.stages)
         if n == self.buf.shape[0]:
             grown = np.zeros((2 * n, *self.buf.shape[1:]), np.float32)
@@ -447,6 +457,22 @@ class StageStack:
         self.metrics.append(dict(metrics or {}))
         if total is not None:
             self.total = int(total)
+
+    def _thin(self) -> list[int]:
+        n = len(self.stages)
+        old = n - self.recent
+        kept = list(range(0, old, 2)) + list(range(old, n))
+        self.keep_only(kept)
+        self.thinned = True
+        return kept
+
+    def keep_only(self, frames: list[int]) -> None:
+        """Keep only these frames (in order); mirrors another stack's thinning."""
+        frames = [i for i in frames if i < len(self.stages)]
+        self.buf[: len(frames)] = self.buf[frames]
+        self.stages = [self.stages[i] for i in frames]
+        self.labels = [self.labels[i] for i in frames]
+        self.metrics = [self.metrics[i] for i in frames]
 
     def truncate_after(self, stage: int) -> None:
         """Drop frames of stages > ``stage`` (a resumed re-run recomputes them)."""
@@ -464,7 +490,10 @@ class StageStack:
         """``"stage k/N"`` of frame ``index`` (clipped to the frames held)."""
         if not self.stages:
             return "no stage yet"
-        return f"stage {self.stages[self._clip(index)]}/{self.total or self.stages[-1]}"
+        text = f"stage {self.stages[self._clip(index)]}/{self.total or self.stages[-1]}"
+        if self.thinned:
+            text += f" (kept {len(self.stages)} frames: the last {self.recent}, thinned before)"
+        return text
 
     def score_text(self, index: int) -> str:
         """``"PSNR … dB · SSIM …"`` of frame ``index``, or "" without a reference."""

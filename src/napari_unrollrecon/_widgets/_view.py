@@ -125,12 +125,17 @@ class ResultView:
         """Keep an update's image and extra maps; an extra's frames mirror the image's frames."""
         n_before = len(self.stack)
         self.stack.add(update.image, update.stage, update.label, update.metrics, update.total)
-        added = len(self.stack) > n_before
+        added = len(self.stack) > n_before or self.stack.last_kept is not None
+        if self.stack.last_kept is not None:  # the stack thinned its history: mirror it
+            for extra in self.extras.values():
+                extra.keep_only(self.stack.last_kept)
+            if self.err is not None:
+                self.err.invalidate_after(0)
         for key, image in (update.extras or {}).items():
             image = np.asarray(image, np.float32)
             extra = self.extras.get(key)
             if extra is None or extra.image_shape != image.shape:
-                extra = self.extras[key] = C.StageStack(image.shape, keep_all=1 << 30)
+                extra = self.extras[key] = C.StageStack(image.shape, keep_all=1 << 30, max_frames=1 << 30)
             if added or not len(extra):
                 extra.add(image, update.stage, update.label, total=update.total)
             else:

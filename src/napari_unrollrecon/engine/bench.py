@@ -59,27 +59,73 @@ def parse_method_params(items: list[str]) -> dict[str, dict]:
 
 
 def _mask_for(spec: str, pct: float, seed: int) -> MaskSettings:
+    if "|" in spec:  # a union, e.g. file:mask_R10.mat|file:mask_acs20.mat (R10 + 20 ACS lines)
+        return _Union([_mask_for(part, pct, seed) for part in spec.split("|")], spec)
     if spec.startswith("file:"):
-        pattern = spec[5:]
+        pattern, _, key = spec[5:].partition("#")  # file:PATH#key names the variable in a .mat
         # {pct} → 10, 15, 8.5; a format spec pads: {pct:03g} → 010, 015 (HGGDP's mask_radial_015.mat)
         name = re.sub(r"\{pct(:[^}]*)?\}", lambda m: format(pct, (m.group(1) or ":g")[1:]), pattern)
         if not Path(name).exists():
             raise FileNotFoundError(f"mask file {name} (from pattern {pattern!r}) does not exist")
-        return MaskSettings(file=name)
+        return MaskSettings(file=name, key=key or None)
     return MaskSettings(kind=spec, ratio=pct / 100.0, seed=seed)
 
 
+class _Union:
+    """The union of several masks (``|`` in a bench mask spec)."""
+
+    def __init__(self, parts, spec):
+        self.parts, self.spec = parts, spec
+
+    def make(self, shape):
+        made = [p.make(shape) for p in self.parts]
+        mask = np.maximum.reduce([m for m, _ in made])
+        return mask, {"mask": self.spec, "ratio": float(mask.mean()), "parts": [d for _, d in made]}
+
+
+def tile_frames(mask: np.ndarray, frames: int) -> np.ndarray:
+    """A k-t mask with fewer frames than the series, repeated cyclically along time."""
+    if mask.ndim != 3 or mask.shape[0] >= frames:
+        return mask[:frames] if mask.ndim == 3 else mask
+    return mask[np.arange(frames) % mask.shape[0]]
+
+
 def _mask_label(spec: str) -> str:
+    if "|" in spec:
+        return " | ".join(_mask_label(p) for p in spec.split("|"))
     if spec.startswith("file:"):
         path = Path(spec[5:])
         return f"{path.parent.name}/{path.name} (mask files)"
     return spec
 
 
-def _images(data, limit, downsample: int = 1):
+def _series(data, group: str | None, key: str | None) -> list[np.ndarray]:
+    """Dynamic references (T, H, W): each 3-D file is a series; with ``group`` (a regex whose
+    first group names the series), the 2-D files of a folder matching it are stacked in name order."""
+    if not group:
+        return [item.data for item in io.read_many(data, kind="image", key=key) if item.data.ndim == 3]
+    groups: dict[str, list] = defaultdict(list)
+    for f in io.list_data_files(data):
+        m = re.search(group, f.name)
+        if m:
+            groups[m.group(1)].append(f)
+    if not groups:
+        raise ValueError(f"no file in {data} matches --group {group!r}")
+    return [np.stack([io.read(f, kind="image").data for f in files]) for _, files in sorted(groups.items())]
+
+
+def _images(data, limit, downsample: int = 1, dynamic: bool = False, group=None, key=None, fit=None,
+            frames=None):
     if downsample < 1:
         raise ValueError(f"downsample must be a positive integer (1 = full resolution), got {downsample}")
-    items = io.read_many(data, kind="image")
+    if dynamic:
+        series = _series(data, group, key)
+        if not series:
+            raise ValueError(f"no (frames, H, W) series in {data}; give 3-D files or --group for frame files")
+        series = [s[:frames] if frames else s for s in series][:limit] if limit else \
+            [s[:frames] if frames else s for s in series]
+        return [io.fit_shape(s, fit) for s in series] if fit else series
+    items = io.read_many(data, kind="image", key=key)
     imgs = []
     for item in items:
         d = item.data
@@ -102,13 +148,18 @@ def block_mean(x: np.ndarray, n: int) -> np.ndarray:
 
 def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), views=None, seed=0,
               limit=None, convention="range", params=None, weights=None, device="auto", quiet=False,
-              downsample: int = 1):
-    """Run the grid and return a list of result rows (dicts with FIELDS)."""
+              downsample: int = 1, dynamic: bool = False, group: str | None = None, key: str | None = None,
+              fit=None, frames: int | None = None, mask_file_frames: str = "exact"):
+    """Run the grid and return a list of result rows (dicts with FIELDS).
+
+    ``dynamic``: references are (T, H, W) series (3-D files, or 2-D frame files stacked by the
+    ``group`` regex), optionally cut to ``frames`` and centre-cropped / zero-padded to ``fit``;
+    ``mask_file_frames="tile"`` repeats a k-t mask file with fewer frames cyclically."""
     from tqdm import tqdm
 
     params = params or {}
     device = pick_device(device)
-    imgs = _images(data, limit, downsample)
+    imgs = _images(data, limit, downsample, dynamic, group, key, fit, frames)
     specs = [registry.get(m) for m in methods]
     settings = [("parallel", v) for v in views] if views else [(m, r) for m in masks for r in ratios]
     rows = []
@@ -119,6 +170,8 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
             ratio = None
         else:
             mask, desc = _mask_for(mask_spec, setting, seed).make(imgs[0].shape)
+            if mask_file_frames == "tile":
+                mask = tile_frames(mask, imgs[0].shape[0])
             problems_ = [problems.mri_from_image(x, mask, device, meta=desc) for x in imgs]
             ratio = desc["ratio"]
         for spec in specs:
@@ -140,7 +193,8 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
                 bar.update(1)
             rows.append({
                 "method": spec.name, "mask": "parallel-beam" if views else _mask_label(mask_spec),
-                "setting": f"{setting} views" if views else f"{setting:g}%", "n": len(imgs),
+                "setting": f"{setting} views" if views else ("mask file" if "file:" in mask_spec and "{pct" not in
+                                                             mask_spec else f"{setting:g}%"), "n": len(imgs),
                 "psnr_mean": np.mean(stats["psnr"]), "psnr_std": np.std(stats["psnr"]),
                 "ssim_mean": np.mean(stats["ssim"]), "ssim_std": np.std(stats["ssim"]),
                 "nmse_mean": np.mean(stats["nmse"]), "seconds_per_slice": np.mean(stats["seconds"]),

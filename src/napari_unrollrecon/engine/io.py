@@ -183,6 +183,20 @@ def list_data_files(folder) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
+def fit_shape(a: np.ndarray, shape) -> np.ndarray:
+    """Centre-crop or zero-pad the last two axes of ``a`` to ``shape`` (H, W)."""
+    out = np.asarray(a)
+    for axis, n in zip((-2, -1), shape):
+        m = out.shape[axis]
+        if m > n:
+            out = np.take(out, np.arange((m - n) // 2, (m - n) // 2 + n), axis=axis)
+        elif m < n:
+            pad = [(0, 0)] * out.ndim
+            pad[axis] = ((n - m) // 2, n - m - (n - m) // 2)
+            out = np.pad(out, pad)
+    return out
+
+
 def list_variables(path) -> dict[str, tuple]:
     """Numeric variables of a .mat/.h5/.npz file: name -> shape (MATLAB orientation for .mat).
 

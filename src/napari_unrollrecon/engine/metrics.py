@@ -1,7 +1,9 @@
 """Image-quality metrics with explicit data-range conventions.
 
 Our default (``convention="range"``): both images are magnitudes on the reference's intensity
-scale and ``data_range = max(ref) - min(ref)``; nothing is clipped. The published conventions are
+scale and ``data_range = max(ref) - min(ref)``; nothing is clipped; a series (T, H, W) is scored
+frame by frame (each frame's own range) and the frame values are averaged, so a cine PSNR is a
+per-frame-mean PSNR as the dynamic-MRI papers report it. The published conventions are
 reachable by name, so paper tables can be reproduced exactly (see ../shared/docs/methods.md):
 
 * ``"cgpd"`` - CGPD-CSNet / ISTA-Net+: images on a 0-255 scale, output clipped to [0, 255],
@@ -97,7 +99,11 @@ def hfen(x, ref, kernel: np.ndarray | None = None, normalised: bool = False) -> 
 def evaluate(x, ref, convention: str = "range", with_ssim: bool = True) -> dict[str, float]:
     """PSNR, SSIM and NMSE of ``x`` against ``ref`` under a named convention."""
     x, ref = _pair(x, ref)
-    if convention == "range":
+    if convention == "range" and x.ndim == 3:
+        out = {"psnr": float(np.mean([psnr(a, b) for a, b in zip(x, ref)]))}
+        if with_ssim:
+            out["ssim"] = float(np.mean([ssim(a, b) for a, b in zip(x, ref)]))
+    elif convention == "range":
         out = {"psnr": psnr(x, ref)}
         if with_ssim:
             out["ssim"] = ssim(x, ref)

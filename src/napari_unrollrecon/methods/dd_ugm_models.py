@@ -25,11 +25,11 @@ from napari_unrollrecon.priors.channels import as_complex, to_channels
 from napari_unrollrecon.priors.score import dsm_loss
 
 CONFIGS = {
-    # ≈63 M parameters (tests/priors/test_ncsnpp.py); the authors report ≈65 M.
+    # 65,987,970 parameters (tests/priors/test_ncsnpp.py); the authors report ≈65 M.
     "paper": dict(ncsnpp.PAPER),
     # CPU: 4 levels of one block at width 24 on a 2×2-folded input, no attention but the middle's;
     # ≈1 M parameters, ≈0.06 s per 192² frame on 2 threads (benchmarks/bench_ddugm.py).
-    "cpu": {**ncsnpp.PAPER, "nf": 24, "num_res_blocks": 1, "attn_levels": (), "dropout": 0.0,
+    "cpu": {**ncsnpp.PAPER, "nf": 24, "ch_mult": (1, 2, 2, 2), "num_res_blocks": 1, "attn_levels": (), "dropout": 0.0,
             "space_to_depth": 2},
 }
 DOMAINS = ("kspace", "image")

@@ -31,9 +31,11 @@ from torch import nn
 
 from napari_unrollrecon.priors.score import as_batch_sigma
 
-#: Our reading of the authors' model: score_sde's NCSN++ at nf 128 (DD-UGM reports ≈65 M
-#: parameters; parameter_count(build(PAPER)) is ours, tests/priors/test_ncsnpp.py counts it).
-PAPER = {"channels": 2, "nf": 128, "ch_mult": (1, 2, 2, 2), "num_res_blocks": 4, "attn_levels": (1,),
+#: Our reading of the authors' model: score_sde's NCSN++ for large MR images (its fastMRI knee
+#: configuration, from which DD-UGM's configs derive): nf 128, 7 levels, 2 blocks per level,
+#: attention at 1/16 resolution. 65,987,970 parameters; DD-UGM reports ≈65 M
+#: (tests/priors/test_ncsnpp.py counts ours layer by layer).
+PAPER = {"channels": 2, "nf": 128, "ch_mult": (1, 1, 2, 2, 2, 2, 2), "num_res_blocks": 2, "attn_levels": (4,),
          "dropout": 0.1, "sigma_min": 0.01, "sigma_max": 4.0, "fourier_scale": 16.0, "space_to_depth": 1}
 
 

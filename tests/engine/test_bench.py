@@ -1,0 +1,44 @@
+"""bench on dynamic data: frame files grouped into series, crop/pad, mask unions, tiled k-t masks."""
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from napari_unrollrecon.engine import bench, phantoms
+from napari_unrollrecon.physics.masks import make_mask, save_mask
+
+
+@pytest.fixture
+def frames(tmp_path):
+    cine = (phantoms.cine_phantom(6, 20) * 255).astype(np.uint8)
+    for z in range(2):
+        for t, frame in enumerate(cine):
+            iio.imwrite(tmp_path / f"p9t{t + 1:02d}z{z}.png", frame)
+    iio.imwrite(tmp_path / "other.png", cine[0])  # not matched by the group regex
+    return tmp_path
+
+
+def test_frame_files_group_into_series_and_fit(frames):
+    series = bench._images(frames, None, dynamic=True, group=r"p9t\d+z(\d)", fit=(16, 24))
+    assert len(series) == 2 and series[0].shape == (6, 16, 24)
+    assert np.all(series[0][:, :, :2] == 0)  # zero-padded columns, cropped rows
+    assert bench._images(frames, 1, dynamic=True, group=r"p9t\d+z(\d)", frames=4)[0].shape == (4, 20, 20)
+    with pytest.raises(ValueError, match="matches --group"):
+        bench._images(frames, None, dynamic=True, group=r"nothing(\d)")
+
+
+def test_union_of_mask_files_tiled_over_frames(frames, tmp_path):
+    a, b = make_mask("equispaced", (4, 16, 16), 0.25, seed=0), np.zeros((4, 16, 16), np.float32)
+    b[:, :, 7:9] = 1  # "ACS" lines
+    save_mask(tmp_path / "a.npy", a)
+    save_mask(tmp_path / "b.npy", b)
+    spec = f"file:{tmp_path / 'a.npy'}|file:{tmp_path / 'b.npy'}"
+    mask, desc = bench._mask_for(spec, 0, 0).make((4, 16, 16))
+    np.testing.assert_array_equal(mask, np.maximum(a, b))
+    assert bench.tile_frames(mask, 6)[4:].tolist() == mask[:2].tolist()
+    rows = bench.run_bench(frames, ["zero-filled", "lplus-s"], masks=[spec], ratios=[0], dynamic=True,
+                           group=r"p9t\d+z(\d)", fit=(16, 16), mask_file_frames="tile", convention="ddugm",
+                           quiet=True, params={"lplus-s": {"iterations": 5}})
+    assert [r["method"] for r in rows] == ["zero-filled", "lplus-s"] and rows[0]["n"] == 2
+    assert rows[0]["setting"] == "mask file" and " | " in rows[0]["mask"]
+    assert rows[1]["psnr_mean"] > rows[0]["psnr_mean"]
