@@ -60,10 +60,22 @@ def _sniff(p: Path, ext: str):
 
 
 def read_layers(path, key=None):
-    """Read ``path`` with ``engine.io`` and return napari LayerData tuples."""
+    """Read ``path`` with ``engine.io`` and return napari LayerData tuples: one layer, or one per
+    array of a .mat / .npz holding several (named ``file:array``), so the dock's data, reference and
+    mask choosers can pick among them."""
     from napari_unrollrecon.engine import io
 
     p = Path(path)
+    if key is None and p.suffix.lower() in (".mat", ".npz"):
+        names = list(io.list_variables(p))
+        if len(names) > 1:
+            return [layer for name in names for layer in _layer(p, name, f"{p.stem}:{name}")]
+    return _layer(p, key, None)
+
+
+def _layer(p: Path, key, title):
+    from napari_unrollrecon.engine import io
+
     loaded = io.read(p, key=key)
     info = {"kind": loaded.kind, "file": str(p), "file_meta": _plain(loaded.meta)}
     if key == "reconstruction" and p.suffix.lower() in (".h5", ".hdf5"):
@@ -73,7 +85,7 @@ def read_layers(path, key=None):
         if mask is not None:
             info["mask"] = mask
     data = loaded.data
-    name = p.stem + ("" if loaded.kind == "image" else f" ({loaded.kind})")
+    name = (title or p.stem) + ("" if loaded.kind == "image" else f" ({loaded.kind})")
     if np.iscomplexobj(data):
         info["complex"] = data
         if loaded.kind == "kspace":

@@ -275,3 +275,16 @@ def test_dock_and_cli_build_the_same_problem(phantom):
     dock = C.build_problem(phantom, settings)
     cli, _ = build_problem(phantom, "image", "mri", MaskSettings("radial", 0.3, 4))
     assert torch.equal(dock.problem.y, cli.y)
+
+
+def test_frame_axis_override_undoes_or_applies_the_move():
+    stored = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)  # a file's H×W×T
+    moved = np.moveaxis(stored, -1, 0)  # what the reader gave (frames first)
+    meta = {C.META_KEY: {"file_meta": {"frame_axis": "frame axis assumed last ... moved first"}}}
+    assert C.frames_first(moved, meta, "auto") is moved
+    np.testing.assert_array_equal(C.frames_first(moved, meta, "last"), moved)
+    np.testing.assert_array_equal(C.frames_first(moved, meta, "first"), stored)  # the file's first axis
+    plain = np.zeros((6, 8, 8), np.float32)  # not moved by a reader: "last" moves the last axis first
+    assert C.frames_first(plain, {}, "last").shape == (8, 6, 8)
+    assert "assumed last" in C.frame_note(moved, meta, "auto")
+    assert "set in the dock" in C.frame_note(moved, meta, "first") and C.frame_note(np.zeros((2, 2)), {}, "auto") == ""

@@ -75,6 +75,20 @@ def test_reader_kspace_keeps_complex(tmp_path):
     assert data.dtype == np.float32 and data.shape == info["complex"].shape
 
 
+def test_reader_gives_a_layer_per_array_of_a_multi_array_mat_with_frames_first(tmp_path):
+    import scipy.io
+
+    cine = np.random.default_rng(1).standard_normal((24, 20, 6)) + 0j  # MATLAB H×W×T
+    mask = (np.random.default_rng(2).random((24, 20, 6)) < 0.3).astype(np.float64)
+    path = tmp_path / "cine.mat"
+    scipy.io.savemat(path, {"seq": cine, "mask": mask})
+    layers = get_reader(str(path))(str(path))
+    names = [kw["name"] for _, kw, _ in layers]
+    assert len(layers) == 2 and any(n.startswith("cine:seq") for n in names) and any("cine:mask" in n for n in names)
+    seq = next(d for d, kw, _ in layers if kw["name"].startswith("cine:seq"))
+    assert seq.shape == (6, 24, 20)  # the short last axis was taken as frames, moved first
+
+
 @pytest.mark.parametrize("make", ["h5_other", "npy_1d", "txt"])
 def test_reader_declines_files_it_cannot_handle(tmp_path, make):
     if make == "h5_other":

@@ -51,6 +51,30 @@ def layer_array(data, metadata: dict | None) -> np.ndarray:
     return data
 
 
+FRAME_CHOICES = {"auto": "as read", "first": "first axis", "last": "last axis"}
+
+
+def frames_first(data: np.ndarray, metadata: dict | None, frames: str) -> np.ndarray:
+    """A 3-D series with its frame axis first, by the user's choice: ``auto`` keeps what the
+    reader decided (MATLAB's H×W×T is moved first), ``first`` / ``last`` name the frame axis of
+    the file as stored, undoing the reader's move when it made one."""
+    if frames == "auto" or data.ndim != 3:
+        return data
+    moved = bool((metadata or {}).get(META_KEY, {}).get("file_meta", {}).get("frame_axis"))
+    stored = np.moveaxis(data, 0, -1) if moved else data  # the array as the file holds it
+    return np.ascontiguousarray(stored if frames == "first" else np.moveaxis(stored, -1, 0))
+
+
+def frame_note(data: np.ndarray, metadata: dict | None, frames: str) -> str:
+    """What the dock assumed about a 3-D input's frame axis, for the status line."""
+    if data.ndim != 3:
+        return ""
+    note = (metadata or {}).get(META_KEY, {}).get("file_meta", {}).get("frame_axis")
+    if frames != "auto":
+        return f"frame axis: the file's {frames} axis (set in the dock)"
+    return note or f"frame axis: the first axis ({data.shape[0]} frames)"
+
+
 def guess_kind(data, metadata: dict | None) -> str:
     """Input kind recorded by our reader/samples, else "image"."""
     kind = (metadata or {}).get(META_KEY, {}).get("kind")

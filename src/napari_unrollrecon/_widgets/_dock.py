@@ -129,6 +129,7 @@ class ReconWidget(QWidget):
 
         self.input_combo.currentIndexChanged.connect(self._input_changed)
         self.kind_combo.currentIndexChanged.connect(self._input_changed)
+        self.frames_combo.currentIndexChanged.connect(self._input_changed)
         self.modality_combo.currentIndexChanged.connect(self._modality_changed)
         for signal in self.sampling_box.changed_signals():
             signal.connect(self._sampling_changed)
@@ -349,7 +350,9 @@ class ReconWidget(QWidget):
         if layer is None:
             raise C.InputError("no data layer selected: open a file or a sample (File > Open Sample > UnrollRecon)")
         settings = self.settings()
-        data = C.check_input(C.layer_array(layer.data, layer.metadata), settings.kind, settings.modality, rgb=layer.rgb)
+        raw = C.frames_first(C.layer_array(layer.data, layer.metadata), layer.metadata,
+                             self.frames_combo.currentData())
+        data = C.check_input(raw, settings.kind, settings.modality, rgb=layer.rgb)
         mask = None
         if settings.modality != "ct":
             mask_layer = self._layer(self.mask_layer_combo.currentText())
@@ -708,6 +711,9 @@ class ReconWidget(QWidget):
         note = outcome.prepared.meta.get("mask_note") if outcome.prepared.meta.get("mask_kind") == "custom" else None
         if note:  # say which layout a user's mask was taken to have, as the CLI does
             text += f"\n{note}"
+        source = self._layer(a.source)
+        if source is not None and a.spec.modalities and self._current_modality() == "dmri":
+            text += "\n" + C.frame_note(np.asarray(source.data), source.metadata, self.frames_combo.currentData())
         if result.meta.get("note"):  # what the method assumed (e.g. a real-valued network dropping the phase)
             text += f"\n⚠ {result.meta['note']}"
         if any(p.live or p.stage is not None for p in a.spec.params):

@@ -46,7 +46,13 @@ class InputSection(QGroupBox):
         for key, label in C.MODALITIES.items():
             self.modality_combo.addItem(label, key)
         self.ref_combo = QComboBox()
+        self.frames_combo = QComboBox()
+        for key, label in C.FRAME_CHOICES.items():
+            self.frames_combo.addItem(label, key)
+        self.frames_combo.setToolTip("3-D data: which axis holds the frames (files store MATLAB cine data H×W×T; "
+                                     "'as read' takes the short last axis as frames)")
         form.addRow("data layer", self.input_combo)
+        form.addRow("frames", self.frames_combo)
         form.addRow("data is", self.kind_combo)
         form.addRow("modality", self.modality_combo)
         form.addRow("reference", self.ref_combo)
