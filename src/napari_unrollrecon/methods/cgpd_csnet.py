@@ -40,6 +40,7 @@ from torch import nn
 from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
+from napari_unrollrecon.physics.mri import MRIOperator
 from napari_unrollrecon.physics.masks import make_mask
 from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
 
@@ -161,12 +162,12 @@ class Stage(nn.Module):
 
     def pre_relaxation(self, x, y, mask, eta):
         """h = x − η Aᴴ(Ax − y), A = M F (eq. 7)."""
-        grad = ifft2c(mask * (mask * fft2c(to_complex(x)) - y))
+        grad = -MRIOperator(mask).likelihood_grad(to_complex(x), y)
         return x - eta.view(-1, 1, 1, 1) * from_complex(grad, self.channels)
 
     def correction(self, h, y, mask):
         """e = I^P Fᴴ S I^R r with r = M ⊙ (y − F h), on a grid twice as coarse (eq. 4)."""
-        r = mask * (y - fft2c(to_complex(h)))
+        r = mask * y - MRIOperator(mask).A(to_complex(h))
         r = _pad_even(torch.stack((r.real, r.imag), dim=1))  # clean (Re, Im) channel layout
         coarse = self.solver(self.restriction(r))
         e = self.prolongation(from_complex(ifft2c(torch.complex(coarse[:, 0], coarse[:, 1])), self.channels))

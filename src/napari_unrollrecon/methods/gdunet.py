@@ -37,6 +37,7 @@ from torch import nn
 from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
+from napari_unrollrecon.physics.mri import MRIOperator
 from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
 from napari_unrollrecon.priors.channels import as_complex
 
@@ -343,10 +344,8 @@ class GDUNet(nn.Module):
 
     def mri_consistency(self, xhat, y, mask, stage: int):
         """Weighted k-space consistency with β of the 0-based ``stage``; |·| unless complex."""
-        beta = beta_schedule(stage + 1)
-        k = fft2c(as_complex(xhat))
-        k = mask * (y + beta * k) / (1 + beta) + (1 - mask) * k
-        z = ifft2c(k)
+        # M(y + βFx̂)/(1 + β) + (1 − M)Fx̂ is the operator's weighted consistency with weight β
+        z = MRIOperator(mask).data_consistency(as_complex(xhat), y, weight=beta_schedule(stage + 1))
         return torch.stack((z.real, z.imag), dim=1) if self.channels == 2 else z.abs().unsqueeze(1)
 
     def ct_consistency(self, xhat, y, op, stage: int):
