@@ -99,3 +99,11 @@ def test_batches_carry_a_smooth_synthetic_phase():
     assert step.abs().max() < 0.5
     k = b["x"]  # image domain: (Re, Im) of the target
     torch.testing.assert_close(torch.complex(k[:, 0], k[:, 1]), b["target"])
+
+
+def test_lplus_s_warm_start_streams_first(models, problem):
+    p, _ = problem
+    updates, result = _run(models, p, iterations=2, init="lplus-s", warm_iterations=3)
+    assert [u.stage for u in updates] == [1, 2, 3, 4, 5] and result.stages == 5
+    assert updates[0].label.startswith("L+S warm start") and updates[-1].label.startswith("DD-UGM iteration 2/2")
+    assert updates[-1].total == 5

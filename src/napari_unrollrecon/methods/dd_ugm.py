@@ -118,6 +118,8 @@ def sample(models, zf, frames, dc, schedule, gen, live=None):
     steps = ladder(k_model, schedule)
     if schedule["init"] == "random":
         x = dc(torch.complex(*(steps[0][0] * noise((2, *zf.shape), gen, zf.real))))
+    elif schedule["init"] == "lplus-s" and not schedule.get("renoise", True):
+        x = zf
     else:
         x = dc(zf + steps[0][0] * torch.complex(*noise((2, *zf.shape), gen, zf.real)) / 2**0.5)
     for i, (sigma, sigma_next) in enumerate(steps):
@@ -141,6 +143,8 @@ def schedule_from(params) -> dict:
     if params["sigma_start"] > 0:
         sch["sigma_start"] = float(params["sigma_start"])
     sch["snr"] = sch["snr"] * float(params["snr_scale"])
+    if params["init"] != "schedule":
+        sch["init"] = params["init"]
     sch.update(fusion=float(params["fusion"]), lowrank=bool(params["lowrank"]), rank=int(params["rank"]))
     return sch
 
@@ -185,15 +189,31 @@ def run(problem, params, cache=None, start=0):
         current["sch"] = schedule_from(params)
         return current["sch"]
 
+    warm = 0
+    if sch["init"] == "lplus-s":  # warm start: L+S's iterations stream as the first stages
+        from napari_unrollrecon.methods import lplus_s
+        from napari_unrollrecon.methods.base import LiveParams
+
+        ls_params = LiveParams(lplus_s.SPEC.params, {"iterations": int(params["warm_iterations"])}, "dmri")
+        inner = lplus_s.run(problem, ls_params)
+        try:
+            while True:
+                u = next(inner)
+                warm = u.stage
+                make.total = warm + n
+                yield make(warm, u.estimate.expand(k, t, h, w), label=f"L+S warm start {warm}/{u.total}")
+        except StopIteration as stop:
+            zf = torch.from_numpy(stop.value.complex_image).to(problem.device) / scale
+        zf = zf.expand(k, t, h, w).reshape(k * t, h, w)
     x, it = zf, 0
     for it, x, branches, sigma in sample(models, zf, t, dc, sch, gen, live=live):
         extras = {}
         if params["branches"]:
             extras = {name: v.view(k, t, h, w).mean(0) * scale for name, v in branches.items() if v is not None}
-        yield make(it + 1, x.view(k, t, h, w) * scale, extras=extras,
+        yield make(warm + it + 1, x.view(k, t, h, w) * scale, extras=extras,
                    label=f"DD-UGM iteration {it + 1}/{n} · σ {sigma:.3g}", info={"sigma": sigma})
     evals = (it + 1) * evaluations_per_iteration(current["sch"]) * t * k
-    return make.result(NAME, x.view(k, t, h, w) * scale, stages=it + 1,
+    return make.result(NAME, x.view(k, t, h, w) * scale, stages=warm + it + 1,
                        meta={"weights": source, "schedule": current["sch"], "network_evaluations_per_frame":
                              evals // max(t * k, 1), "network_evaluations": evals})
 
@@ -211,6 +231,10 @@ SPEC = MethodSpec(
               help="fast: warm start from the zero-filled series, short ladder (our default); paper: 1000 "
                    "iterations from noise with 3 corrector chains"),
         Param("iterations", 0, kind="int", low=0, high=5000, label="iterations (0 = schedule's)"),
+        Param("init", "schedule", kind="choice", choices=("schedule", "zero-filled", "lplus-s", "random"),
+              label="start from", help="warm start of the sampler: the zero-filled series, the L+S reconstruction "
+                                       "(its iterations stream first) or noise; 'schedule' = the schedule's"),
+        Param("warm_iterations", 30, kind="int", low=1, high=1000, label="L+S warm-start iterations"),
         Param("sigma_start", 0.0, low=0.0, high=400.0, label="start σ (0 = schedule's)"),
         Param("chains", 0, kind="int", low=0, high=8, live=True, label="corrector chains C (0 = schedule's)"),
         Param("snr_scale", 1.0, low=0.01, high=100.0, live=True, log=True, label="corrector SNR ×",
