@@ -19,6 +19,25 @@ ITERATIONS = Param("iterations", 100, kind="int", low=1, high=5000, label="itera
 NONNEG = Param("nonneg", True, kind="bool", label="non-negative (CT)")
 
 
+def begin(problem, params):
+    """What every iterative baseline begins with: (iterations, UpdateMaker, A/‖A‖, Aᴴ/‖A‖,
+    y/‖A‖, is-CT)."""
+    from napari_unrollrecon.methods.base import UpdateMaker
+
+    iters = int(params["iterations"])
+    A, AH, y = normalised_operator(problem)
+    return iters, UpdateMaker(problem, params, total=iters), A, AH, y, problem.modality == "ct"
+
+
+def classical_spec(name: str, title: str, weight: Param, params: tuple, **kw):
+    """The MethodSpec of an iterative baseline for every modality: its relative weight λ, the
+    iteration count, its own parameters, then the CT non-negativity switch."""
+    from napari_unrollrecon.methods.base import MethodSpec
+
+    return MethodSpec(name=name, title=title, modalities=("mri", "dmri", "ct"),
+                      params=(weight, ITERATIONS, *params, NONNEG), **kw)
+
+
 def initial_estimate(problem) -> torch.Tensor:
     """The operator's cheap estimate on the data scale (Aᴴy for MRI, FBP for CT)."""
     return problem.operator.initial_estimate(problem.y)

@@ -91,6 +91,11 @@ class Param:
         return value
 
 
+def scale_param(name: str, label: str, help: str) -> Param:
+    """A live multiplier on a learned quantity of every stage (1 = as trained, 0 … 10)."""
+    return Param(name, 1.0, low=0.0, high=10.0, live=True, label=label, help=help)
+
+
 class LiveParams(dict):
     """The current parameter values of a run; ``apply`` merges changes sent into the generator."""
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_unrollrecon.methods import learned
-from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
+from napari_unrollrecon.methods.base import Param, UpdateMaker, resume_point, scale_param
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.physics.mri import MRIOperator
 from napari_unrollrecon.physics.masks import make_mask
@@ -437,24 +437,18 @@ def _stage_params() -> tuple[Param, ...]:
     return tuple(out)
 
 
-SPEC = MethodSpec(
-    name=NAME,
-    title="CGPD-CSNet",
-    modalities=("mri",),
-    params=(
-        learned.WEIGHTS_PARAM,
+SPEC = learned.learned_spec(
+    NAME, "CGPD-CSNet", ("mri",),
+    (
         Param("condition_ratio", 0.0, low=0.0, high=1.0, live=True, label="ratio fed to CM (0 = realised)",
               help="sampling ratio given to the condition module; 0 uses the data's realised ratio"),
-        Param("eta_scale", 1.0, low=0.0, high=10.0, live=True, label="η × (all stages)",
-              help="multiplier on every stage's learned step length"),
-        Param("beta_scale", 1.0, low=0.0, high=10.0, live=True, label="β × (all stages)",
-              help="multiplier on every stage's learned noise level"),
+        scale_param("eta_scale", "η × (all stages)", "multiplier on every stage's learned step length"),
+        scale_param("beta_scale", "β × (all stages)", "multiplier on every stage's learned noise level"),
         Param("show_correction", True, kind="bool", live=True, label="stream correction e_ℓ",
               help="send each stage's two-grid correction term along with the image"),
         *_stage_params(),
     ),
     run=run,
-    learned=True,
     resumable=True,
     description="Unrolled CS-MRI: gradient step, two-grid k-space correction, dense prior distillation; "
                 "step lengths and noise levels from the sampling ratio (one model for every ratio).",

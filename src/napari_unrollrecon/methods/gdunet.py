@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_unrollrecon.methods import learned
-from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker, resume_point
+from napari_unrollrecon.methods.base import Param, UpdateMaker, resume_point, scale_param
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.physics.mri import MRIOperator
 from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
@@ -559,16 +559,13 @@ def _stage_params() -> tuple[Param, ...]:
                  for l in range(MAX_STAGE_PARAMS))
 
 
-SPEC = MethodSpec(
-    name=NAME,
-    title="GDUNet",
-    modalities=("mri", "ct"),
-    params=(
-        learned.WEIGHTS_PARAM,
+SPEC = learned.learned_spec(
+    NAME, "GDUNet", ("mri", "ct"),
+    (
         Param("stages", 0, kind="int", low=0, high=30, label="stages (0 = as trained)",
               help="number of unrolled stages; the modules are shared, so a model runs for any count"),
-        Param("eps_scale", 1.0, low=0.0, high=10.0, live=True, label="ε × (all stages)",
-              help="multiplier on every generated threshold (0 = no shrinkage: x̂ = (1 − τλ)x + τλ·WᵀWx)"),
+        scale_param("eps_scale", "ε × (all stages)",
+                    "multiplier on every generated threshold (0 = no shrinkage: x̂ = (1 − τλ)x + τλ·WᵀWx)"),
         Param("tau_lambda", 0.0, low=0.0, high=1.0, live=True, label="τλ (0 = learned)",
               help="weight of the gradient-network step x̂ = x − τλ·G(x); 0 keeps the learned value"),
         Param("show_thresholds", True, kind="bool", live=True, label="stream threshold map",
@@ -578,7 +575,6 @@ SPEC = MethodSpec(
         *_stage_params(),
     ),
     run=run,
-    learned=True,
     resumable=True,
     description="Unrolled reconstruction with a tight-frame gradient network whose soft thresholds come from a "
                 "sub-network (local, non-local and inter-stage information); MRI and sparse-view CT.",

@@ -31,7 +31,7 @@ import math
 import torch
 
 from napari_unrollrecon.methods import learned
-from napari_unrollrecon.methods.base import STOCHASTIC_PARAMS, MethodSpec, Param, UpdateMaker, noise_generator
+from napari_unrollrecon.methods.base import STOCHASTIC_PARAMS, Param, UpdateMaker, noise_generator
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.priors import ncsn
 from napari_unrollrecon.priors.score import dsm_loss
@@ -239,12 +239,9 @@ def run(problem, params, cache=None, start=0):
                              stage * int(current["sch"]["views"])})
 
 
-SPEC = MethodSpec(
-    name=NAME,
-    title="HGGDP (score-based)",
-    modalities=("mri",),
-    params=(
-        learned.WEIGHTS_PARAM,
+SPEC = learned.learned_spec(
+    NAME, "HGGDP (score-based)", ("mri",),
+    (
         Param("schedule", "fast", kind="choice", choices=tuple(SCHEDULES), label="schedule",
               help="fast: warm-started predictor-corrector (our default); paper: 10 levels × 80 annealed "
                    "Langevin steps with 3 noise views"),
@@ -262,7 +259,6 @@ SPEC = MethodSpec(
         *STOCHASTIC_PARAMS,
     ),
     run=run,
-    learned=True,
     description="Score-based reconstruction with a noise-conditional score network on stacked copies of the image "
                 "(HGGDP): annealed sampling with hard k-space consistency, K posterior samples (mean and std).",
     reference="Zhu, Liu et al., 'Homotopic gradients of generative density priors for MR image reconstruction' "

@@ -12,16 +12,15 @@ from __future__ import annotations
 import torch
 
 from napari_unrollrecon.methods._common import (
-    ITERATIONS,
-    NONNEG,
+    begin,
     WAVELETS,
     Wavelet2D,
+    classical_spec,
     initial_estimate,
-    normalised_operator,
     relative_weight,
     soft_threshold,
 )
-from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+from napari_unrollrecon.methods.base import Param
 
 
 def _shrink(x, wt, detail, thresh, shift):
@@ -36,10 +35,7 @@ def _shrink(x, wt, detail, thresh, shift):
 # never leaves autograd disabled in the consumer's thread.
 @torch.no_grad()
 def run(problem, params, cache=None, start=0):
-    iters = int(params["iterations"])
-    make = UpdateMaker(problem, params, total=iters)
-    A, AH, y = normalised_operator(problem)
-    ct = problem.modality == "ct"
+    iters, make, A, AH, y, ct = begin(problem, params)
     rng = torch.Generator().manual_seed(int(params["seed"]))
     x = initial_estimate(problem)
     x = x.real if ct else x
@@ -61,18 +57,13 @@ def run(problem, params, cache=None, start=0):
     return make.result(SPEC.name, x, stages=iters)
 
 
-SPEC = MethodSpec(
-    name="l1-wavelet",
-    title="L1-wavelet (FISTA)",
-    modalities=("mri", "dmri", "ct"),
-    params=(
-        relative_weight(0.001, 3e-5, "wavelet L1"),
-        ITERATIONS,
+SPEC = classical_spec(
+    "l1-wavelet", "L1-wavelet (FISTA)", relative_weight(0.001, 3e-5, "wavelet L1"),
+    (
         Param("wavelet", "db4", kind="choice", choices=WAVELETS, label="wavelet"),
         Param("levels", 4, kind="int", low=1, high=6, label="levels"),
         Param("cycle_spin", True, kind="bool", label="random cycle spinning"),
         Param("seed", 0, kind="int", low=0, high=2**31 - 1, label="shift seed"),
-        NONNEG,
     ),
     run=run,
     description="Orthonormal Daubechies wavelets, FISTA with random shifts.",

@@ -1,7 +1,7 @@
 """What a learned method provides, so one training entry point, one weights format and one dock
 serve every network (GDUNet, CGPD-CSNet, HGGDP, DD-UGM).
 
-A learned method module defines, next to its ``SPEC`` (``MethodSpec(learned=True, ...)``), a
+A learned method module defines, next to its ``SPEC`` (:func:`learned_spec`: ``MethodSpec(learned=True, ...)``), a
 ``TRAINING = TrainingSpec(...)``:
 
 * ``build_model(config: dict) -> torch.nn.Module`` - the network for a config (the paper's full
@@ -72,6 +72,14 @@ class TrainingSpec:
     loss: Callable[..., tuple]
     predict: Callable[..., torch.Tensor]
     configs: dict = field(default_factory=dict)
+
+
+def learned_spec(name: str, title: str, modalities: tuple, params: tuple, **kw):
+    """A learned method's MethodSpec: its weights parameter first, then its own; ``learned=True``."""
+    from napari_unrollrecon.methods.base import MethodSpec
+
+    return MethodSpec(name=name, title=title, modalities=modalities, params=(WEIGHTS_PARAM, *params),
+                      learned=True, **kw)
 
 
 def card_path(weights: str | Path) -> Path:

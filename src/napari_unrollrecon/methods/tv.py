@@ -13,16 +13,15 @@ from __future__ import annotations
 import torch
 
 from napari_unrollrecon.methods._common import (
-    ITERATIONS,
-    NONNEG,
+    begin,
+    classical_spec,
     grad,
     grad_adjoint,
     grad_norm_bound,
     initial_estimate,
-    normalised_operator,
     relative_weight,
 )
-from napari_unrollrecon.methods.base import MethodSpec, Param, UpdateMaker
+from napari_unrollrecon.methods.base import Param
 
 
 # Primal/dual step balance τ/σ = STEP_RATIO²: measured on IXI brain at 20 % Cartesian, a
@@ -54,10 +53,7 @@ def _steps(ct: bool):
 # never leaves autograd disabled in the consumer's thread.
 @torch.no_grad()
 def run(problem, params, cache=None, start=0):
-    iters = int(params["iterations"])
-    make = UpdateMaker(problem, params, total=iters)
-    A, AH, y = normalised_operator(problem)
-    ct = problem.modality == "ct"
+    iters, make, A, AH, y, ct = begin(problem, params)
     x = initial_estimate(problem)
     x = x.real.clamp_min(0) if ct else x
     tw = params["time_weight"] if problem.modality == "dmri" else 0.0
@@ -79,16 +75,11 @@ def run(problem, params, cache=None, start=0):
     return make.result(SPEC.name, x, stages=iters)
 
 
-SPEC = MethodSpec(
-    name="tv",
-    title="TV (primal-dual)",
-    modalities=("mri", "dmri", "ct"),
-    params=(
-        relative_weight(0.01, 1e-5, "TV"),
-        ITERATIONS,
+SPEC = classical_spec(
+    "tv", "TV (primal-dual)", relative_weight(0.01, 1e-5, "TV"),
+    (
         Param("time_weight", 1.0, low=0.0, high=1.0, live=True,
               label="temporal weight", help="dynamic MRI: weight of the frame-to-frame differences"),
-        NONNEG,
     ),
     run=run,
     description="Isotropic total variation, Chambolle-Pock primal-dual iterations.",

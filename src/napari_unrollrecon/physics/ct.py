@@ -364,31 +364,19 @@ def _spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- autograd wrappers
-class _Project(torch.autograd.Function):
-    """``A`` whose backward is ``AH`` (and vice versa below): exact gradients of any order."""
+class _Linear(torch.autograd.Function):
+    """``A`` (``adjoint=False``) or ``AH`` whose backward is the other one: exact gradients of any order."""
 
     @staticmethod
-    def forward(ctx, x, op):
-        ctx.op = op
-        return op._project(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return _Backproject.apply(g, ctx.op), None
-
-
-class _Backproject(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, y, op):
-        ctx.op = op
-        return op._backproject(y)
+    def forward(ctx, x, op, adjoint: bool):
+        ctx.op, ctx.adjoint = op, adjoint
+        return op._backproject(x) if adjoint else op._project(x)
 
     @staticmethod
     def backward(ctx, g):
-        return _Project.apply(g, ctx.op), None
+        return _Linear.apply(g, ctx.op, not ctx.adjoint), None, None
 
 
-# --------------------------------------------------------------------------- operator
 class RadonOperator(LinearOperator):
     """Parallel-beam Radon transform ``y = A x`` of ``N × N`` images, batched over leading dims.
 
@@ -522,12 +510,12 @@ class RadonOperator(LinearOperator):
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Sinogram ``(..., n_views, n_detectors)`` of images ``(..., N, N)``."""
         flat, lead, dtype = self._flatten(x, self.image_shape, "image")
-        return _Project.apply(flat, self).reshape(*lead, *self.sinogram_shape).to(dtype)
+        return _Linear.apply(flat, self, False).reshape(*lead, *self.sinogram_shape).to(dtype)
 
     def AH(self, y: torch.Tensor) -> torch.Tensor:
         """Exact adjoint (unfiltered ray-driven back-projection) of sinograms ``(..., V, D)``."""
         flat, lead, dtype = self._flatten(y, self.sinogram_shape, "sinogram")
-        return _Backproject.apply(flat, self).reshape(*lead, *self.image_shape).to(dtype)
+        return _Linear.apply(flat, self, True).reshape(*lead, *self.image_shape).to(dtype)
 
     def AHA(self, x: torch.Tensor) -> torch.Tensor:
         return self.AH(self.A(x))
