@@ -278,7 +278,9 @@ def _prepare(a: np.ndarray, target: str, norm: str, src: dict) -> np.ndarray:
         h, w = a.shape[0] // n * n, a.shape[1] // n * n
         a = a[:h, :w].reshape(h // n, n, w // n, n).mean(axis=(1, 3))
     if src.get("fit"):
-        a = fit(a, src["fit"])
+        from napari_unrollrecon.engine.io import fit_shape
+
+        a = fit_shape(a, src["fit"])
     if not np.iscomplexobj(a):
         a = a.astype(np.float32) + np.float32(src.get("offset", 0.0))
         if src.get("clip"):
@@ -290,20 +292,6 @@ def _prepare(a: np.ndarray, target: str, norm: str, src: dict) -> np.ndarray:
     else:
         a = a.astype(np.complex64)
     return _normalise(a, norm)
-
-
-def fit(a: np.ndarray, shape) -> np.ndarray:
-    """Centre-crop or zero-pad the last two axes of ``a`` to ``shape``."""
-    out = a
-    for axis, n in zip((-2, -1), shape):
-        m = out.shape[axis]
-        if m > n:
-            out = np.take(out, np.arange((m - n) // 2, (m - n) // 2 + n), axis=axis)
-        elif m < n:
-            pad = [(0, 0)] * out.ndim
-            pad[axis] = ((n - m) // 2, n - m - (n - m) // 2)
-            out = np.pad(out, pad)
-    return out
 
 
 def _normalise(a: np.ndarray, norm: str) -> np.ndarray:

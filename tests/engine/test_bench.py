@@ -42,3 +42,14 @@ def test_union_of_mask_files_tiled_over_frames(frames, tmp_path):
     assert [r["method"] for r in rows] == ["zero-filled", "lplus-s"] and rows[0]["n"] == 2
     assert rows[0]["setting"] == "mask file" and " | " in rows[0]["mask"]
     assert rows[1]["psnr_mean"] > rows[0]["psnr_mean"]
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"methods": ["magic"]}, "unknown method"),
+    ({"methods": ["tv"], "params": {"fbp": {"filter": "ramp"}}}, "does not run"),
+    ({"methods": ["tv"], "limit": 0}, "--limit must be at least 1"),
+    ({"methods": ["fbp"], "views": [0, 60]}, "at least 1"),
+])
+def test_meaningless_grids_are_refused_before_any_work(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match):
+        bench.run_bench(tmp_path / "does-not-exist", quiet=True, **kw)

@@ -158,6 +158,7 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
     from tqdm import tqdm
 
     params = params or {}
+    _check_grid(methods, params, limit, views)
     device = pick_device(device)
     imgs = _images(data, limit, downsample, dynamic, group, key, fit, frames)
     specs = [registry.get(m) for m in methods]
@@ -203,6 +204,22 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
             })
     bar.close()
     return rows
+
+
+def _check_grid(methods, params, limit, views) -> None:
+    """Refuse a meaningless grid before any work: unknown methods, parameters for methods that
+    are not run, a limit below 1, fewer than 1 view."""
+    known = registry.names()
+    unknown = [m for m in methods if m not in known]
+    if not methods or unknown:
+        raise ValueError(f"unknown method(s) {unknown or '(none given)'}; available: {', '.join(known)}")
+    stray = sorted(set(params) - set(methods))
+    if stray:
+        raise ValueError(f"--param given for {stray}, which --methods does not run ({', '.join(methods)})")
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"--limit must be at least 1 (the number of images to use), got {limit}")
+    if views and min(int(v) for v in views) < 1:
+        raise ValueError(f"every view count must be at least 1, got {list(views)}")
 
 
 class PeakMemory:

@@ -121,7 +121,8 @@ def sample(models, zf, frames, dc, schedule, gen, live=None):
     elif schedule["init"] == "lplus-s" and not schedule.get("renoise", True):
         x = zf
     else:
-        x = dc(zf + steps[0][0] * torch.complex(*noise((2, *zf.shape), gen, zf.real)) / 2**0.5)
+        # noise of σ on each real channel, as in training (x̃ = x + σz on (Re, Im))
+        x = dc(zf + steps[0][0] * torch.complex(*noise((2, *zf.shape), gen, zf.real)))
     for i, (sigma, sigma_next) in enumerate(steps):
         sch = live() if live else schedule
         last = i == len(steps) - 1
@@ -220,7 +221,7 @@ def run(problem, params, cache=None, start=0):
 
 SPEC = MethodSpec(
     name=NAME,
-    title="DD-UGM (dual-domain score-based, dynamic)",
+    title="DD-UGM (score-based, cine)",
     modalities=("dmri",),
     params=(
         Param("weights_k", default="", kind="path", label="k-space model",
