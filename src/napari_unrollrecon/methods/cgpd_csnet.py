@@ -40,7 +40,7 @@ from torch import nn
 from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import Param, UpdateMaker, resume_point, scale_param
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
-from napari_unrollrecon.physics.mri import MRIOperator
+from napari_unrollrecon.physics.mri import as_operator
 from napari_unrollrecon.physics.masks import make_mask
 from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
 
@@ -160,23 +160,24 @@ class Stage(nn.Module):
         self.prolongation = nn.ConvTranspose2d(channels, channels, 2, stride=2)
         self.prior_distillation = PriorDistillation(2 * channels + 1, channels, p, k)
 
-    def pre_relaxation(self, x, y, mask, eta):
+    def pre_relaxation(self, x, y, op, eta):
         """h = x − η Aᴴ(Ax − y), A = M F (eq. 7)."""
-        grad = -MRIOperator(mask).likelihood_grad(to_complex(x), y)
+        grad = -as_operator(op).likelihood_grad(to_complex(x), y)
         return x - eta.view(-1, 1, 1, 1) * from_complex(grad, self.channels)
 
-    def correction(self, h, y, mask):
+    def correction(self, h, y, op):
         """e = I^P Fᴴ S I^R r with r = M ⊙ (y − F h), on a grid twice as coarse (eq. 4)."""
-        r = mask * y - MRIOperator(mask).A(to_complex(h))
+        r = y - as_operator(op).A(to_complex(h))  # y is sampled data: M y = y
         r = _pad_even(torch.stack((r.real, r.imag), dim=1))  # clean (Re, Im) channel layout
         coarse = self.solver(self.restriction(r))
         e = self.prolongation(from_complex(ifft2c(torch.complex(coarse[:, 0], coarse[:, 1])), self.channels))
         return e[..., : h.shape[-2], : h.shape[-1]]
 
-    def forward(self, x, y, mask, eta, beta):
-        """Returns (x_ℓ, e_ℓ)."""
-        h = self.pre_relaxation(x, y, mask, eta)
-        e = self.correction(h, y, mask)
+    def forward(self, x, y, op, eta, beta):
+        """Returns (x_ℓ, e_ℓ); ``op`` the MRI operator (or its mask)."""
+        op = as_operator(op)
+        h = self.pre_relaxation(x, y, op, eta)
+        e = self.correction(h, y, op)
         noise_map = beta.view(-1, 1, 1, 1).expand(h.shape[0], 1, *h.shape[-2:]).to(h.dtype)
         return self.prior_distillation(torch.cat((h, e, noise_map), dim=1)), e
 
@@ -196,9 +197,9 @@ class CGPDCSNet(nn.Module):
         self.checkpoint = False
 
     # pieces used by forward and by the streamed run
-    def initial(self, y, mask):
+    def initial(self, y, op):
         """Normalised measurements, x⁰ = Aᴴy (normalised) and the per-sample scale (B,)."""
-        x0 = ifft2c(mask * y)
+        x0 = as_operator(op).AH(y)
         scale = x0.abs().amax(dim=(-2, -1)).clamp_min(1e-12)
         y = y / scale.view(-1, 1, 1)
         return y, from_complex(x0 / scale.view(-1, 1, 1), self.channels), scale
@@ -217,16 +218,17 @@ class CGPDCSNet(nn.Module):
         img = to_complex(x) if self.channels == 2 else x[:, 0]
         return img * scale.view(-1, 1, 1)
 
-    def forward(self, y, mask, ratio, eta_scale=None, beta_scale=None) -> list[torch.Tensor]:
+    def forward(self, y, op, ratio, eta_scale=None, beta_scale=None) -> list[torch.Tensor]:
         """All stage outputs (n_s tensors (B, H, W) in data units)."""
-        y, x, scale = self.initial(y, mask)
+        op = as_operator(op)
+        y, x, scale = self.initial(y, op)
         eta, beta = self.coefficients(ratio, eta_scale, beta_scale)
         outs = []
         for l, stage in enumerate(self.stages):
             if self.checkpoint and self.training:
-                x, _ = torch.utils.checkpoint.checkpoint(stage, x, y, mask, eta[:, l], beta[:, l], use_reentrant=False)
+                x, _ = torch.utils.checkpoint.checkpoint(stage, x, y, op, eta[:, l], beta[:, l], use_reentrant=False)
             else:
-                x, _ = stage(x, y, mask, eta[:, l], beta[:, l])
+                x, _ = stage(x, y, op, eta[:, l], beta[:, l])
             outs.append(self.to_image(x, scale))
         return outs
 
@@ -346,13 +348,13 @@ def _condition_ratio(problem, params) -> float:
     if params["condition_ratio"] > 0:
         return float(params["condition_ratio"])
     ratio = problem.meta.get("ratio")
-    return float(ratio) if ratio else float(problem.operator.mask.mean())
+    return float(ratio) if ratio else problem.operator.sampling_ratio
 
 
 def _fingerprint(model, problem) -> tuple:
     """Identifies the (model, data) pair a cache was filled for."""
     y = problem.y
-    return (learned.model_token(model), tuple(y.shape), float(y.abs().sum()), float(problem.operator.mask.sum()))
+    return (learned.model_token(model), tuple(y.shape), float(y.abs().sum()), problem.operator.key())
 
 
 @torch.no_grad()
@@ -396,10 +398,10 @@ def run(problem, params, cache=None, start=0):
     if not 0 <= int(start) <= n_s:
         raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
     make = UpdateMaker(problem, params, total=n_s)
-    mask = problem.operator.mask.to(problem.device)
+    op = problem.operator  # built on problem.device
     key = _fingerprint(model, problem)
     with torch.no_grad():  # not held across the yields below: grad mode is per thread
-        y, x, scale = model.initial(problem.y.unsqueeze(0).to(torch.complex64), mask)
+        y, x, scale = model.initial(problem.y.unsqueeze(0).to(torch.complex64), op)
     first, state = resume_point(cache, key, start, "CGPD-CSNet")
     x = x if state is None else state
     for l in range(first, n_s):
@@ -407,7 +409,7 @@ def run(problem, params, cache=None, start=0):
         if cache is not None:
             cache.put(l, x)
         with torch.no_grad():
-            x, e = model.stages[l](x, y, mask, eta[:, l], beta[:, l])
+            x, e = model.stages[l](x, y, op, eta[:, l], beta[:, l])
             image = model.to_image(x, scale)[0]
         extras = {"correction": _correction_view(model, e, scale)} if params["show_correction"] else {}
         info = {"eta": float(eta[0, l]), "beta": float(beta[0, l]), "eta_learned": float(eta0[0, l]),

@@ -36,8 +36,8 @@ from torch import nn
 
 from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import Param, UpdateMaker, resume_point, scale_param
-from napari_unrollrecon.physics.fft import fft2c, ifft2c
-from napari_unrollrecon.physics.mri import MRIOperator
+from napari_unrollrecon.physics.fft import fft2c
+from napari_unrollrecon.physics.mri import as_operator
 from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
 from napari_unrollrecon.priors.channels import as_complex
 
@@ -342,10 +342,10 @@ class GDUNet(nn.Module):
         i = min(stage, self.eta1.numel() - 1)
         return F.softplus(self.eta1[i]), F.softplus(self.eta2[i])
 
-    def mri_consistency(self, xhat, y, mask, stage: int):
+    def mri_consistency(self, xhat, y, op, stage: int):
         """Weighted k-space consistency with β of the 0-based ``stage``; |·| unless complex."""
         # M(y + βFx̂)/(1 + β) + (1 − M)Fx̂ is the operator's weighted consistency with weight β
-        z = MRIOperator(mask).data_consistency(as_complex(xhat), y, weight=beta_schedule(stage + 1))
+        z = as_operator(op).data_consistency(as_complex(xhat), y, weight=beta_schedule(stage + 1))
         return torch.stack((z.real, z.imag), dim=1) if self.channels == 2 else z.abs().unsqueeze(1)
 
     def ct_consistency(self, xhat, y, op, stage: int):
@@ -362,8 +362,8 @@ class GDUNet(nn.Module):
         eps = eps * self.threshold_gate * eps_scale
         xhat = self.gradient_step(x, eps, coeffs, tau_lam)
         if self.modality == "mri":
-            y, mask = data
-            x_next = self.mri_consistency(xhat, y, mask, stage)
+            y, op = data
+            x_next = self.mri_consistency(xhat, y, op, stage)
         else:
             y, op = data
             x_next = self.ct_consistency(xhat, y, op, stage)
@@ -372,13 +372,13 @@ class GDUNet(nn.Module):
     def initial(self, y, data_op):
         """(normalised data, x⁰ (B, c, H, W) normalised, per-sample scale (B,))."""
         if self.modality == "mri":
-            mask = data_op
-            z = ifft2c(mask * y)
+            op = as_operator(data_op)
+            z = op.AH(y)
             scale = z.abs().amax(dim=(-2, -1)).clamp_min(1e-12)
             y = y / scale.view(-1, 1, 1)
             z = z / scale.view(-1, 1, 1)
             x0 = torch.stack((z.real, z.imag), dim=1) if self.channels == 2 else z.abs().unsqueeze(1)
-            return (y, mask), x0, scale
+            return (y, op), x0, scale
         op = data_op
         fbp = op.fbp(y)
         scale = fbp.abs().amax(dim=(-2, -1)).clamp_min(1e-12)
@@ -392,7 +392,7 @@ class GDUNet(nn.Module):
         return img * scale.view(-1, 1, 1)
 
     def forward(self, y, data_op, stages: int | None = None) -> list[torch.Tensor]:
-        """All stage outputs (B, H, W) in data units. ``data_op``: centred mask (MRI) or RadonOperator (CT)."""
+        """All stage outputs (B, H, W) in data units. ``data_op``: the operator (MRI: or its mask)."""
         data, x, scale = self.initial(y, data_op)
         previous, outs = None, []
         for l in range(stages or self.n_stages):
@@ -504,9 +504,7 @@ def _model_for(problem, params):
 
 
 def _fingerprint(model, problem) -> tuple:
-    op = problem.operator
-    extra = float(op.mask.sum()) if problem.modality == "mri" else (op.n_views, op.image_size)
-    return (learned.model_token(model), tuple(problem.y.shape), float(problem.y.abs().sum()), extra)
+    return (learned.model_token(model), tuple(problem.y.shape), float(problem.y.abs().sum()), problem.operator.key())
 
 
 @torch.no_grad()
@@ -528,7 +526,7 @@ def run(problem, params, cache=None, start=0):
         raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
     make = UpdateMaker(problem, params, total=n_s)
     key = _fingerprint(model, problem)
-    data_op = problem.operator.mask.to(problem.device) if problem.modality == "mri" else problem.operator
+    data_op = problem.operator  # built on problem.device
     y = problem.y.unsqueeze(0)
     with torch.no_grad():  # not held across the yields below: grad mode is per thread
         data, x, scale = model.initial(y.to(torch.complex64) if problem.modality == "mri" else y.float(), data_op)

@@ -450,6 +450,9 @@ class RadonOperator(LinearOperator):
             return backend
         return "sparse" if self.sparse_bytes_estimate(torch.float32) <= SPARSE_MAX_BYTES else "grid"
 
+    def key(self) -> tuple:
+        return ("ct", self.n_views, self.image_size)
+
     def sparse_bytes_estimate(self, dtype=torch.float32) -> int:
         """Memory of the sparse backend's matrices (both directions) in bytes, estimated from
         the views it must store (a +90° partner costs nothing); a slight overestimate."""

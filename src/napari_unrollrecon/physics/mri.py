@@ -73,5 +73,20 @@ class MRIOperator(LinearOperator):
     def norm(self) -> float:
         return 1.0
 
+    @property
+    def sampling_ratio(self) -> float:
+        """Fraction of k-space sampled (the mean of the mask, over frames and batch)."""
+        return float(self.mask.mean())
+
+    def key(self) -> tuple:
+        return ("mri", tuple(self.mask.shape), float(self.mask.sum()))
+
     def to(self, device):
         return MRIOperator(self.mask, device=device)
+
+
+def as_operator(mask_or_operator, device=None) -> LinearOperator:
+    """An operator as it is, or the MRI operator of a mask (networks accept either)."""
+    if isinstance(mask_or_operator, LinearOperator):
+        return mask_or_operator
+    return MRIOperator(mask_or_operator, device=device)

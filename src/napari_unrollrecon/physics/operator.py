@@ -72,6 +72,10 @@ class LinearOperator:
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         return self.AH(y)
 
+    def key(self) -> tuple:
+        """A small hashable summary of the measurement geometry (cache keys, fingerprints)."""
+        return (type(self).__name__,)
+
     def likelihood_grad(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.AH(y - self.A(x))
 
