@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from qtpy.QtCore import Qt, QTimer
+from superqt.utils import qdebounced
 from qtpy.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from napari_unrollrecon._widgets import _controller as C
@@ -52,10 +53,9 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
         self._caption_text = ""
         self.mask_preview_name = "sampling mask (preview)"
 
-        self._tweak_timer = QTimer(self, singleShot=True, interval=300)
-        self._tweak_timer.timeout.connect(self.rerun_after_tweak)
-        self._mask_timer = QTimer(self, singleShot=True, interval=120)
-        self._mask_timer.timeout.connect(self.update_mask_preview)
+        # superqt debouncers: a burst of edits re-runs (or redraws the mask preview) once
+        self._rerun_soon = qdebounced(self.rerun_after_tweak, timeout=300, parent=self)
+        self._preview_soon = qdebounced(self.update_mask_preview, timeout=120, parent=self)
         self._pbar_timer = QTimer(self, interval=1000)
         self._pbar_timer.timeout.connect(lambda: self._progress_tick())  # looked up late: benchmarks wrap it
         self._refresh_timer = QTimer(self, singleShot=True)

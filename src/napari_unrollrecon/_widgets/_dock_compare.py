@@ -91,7 +91,7 @@ class CompareMixin:
             self._describe_method(spec)
         rec = self.record
         if rec is not None and rec.method == spec.name and rec.settings_key == self._input_key():
-            self._tweak_timer.start()  # debounced re-run
+            self._rerun_soon()  # debounced re-run
 
     def rerun_after_tweak(self) -> None:
         """Re-run the last run with the current parameter values, from the earliest affected stage."""

@@ -96,7 +96,7 @@ class InputsMixin:
         return tuple(registry.names())
 
     def _sampling_changed(self, *_) -> None:
-        self._mask_timer.start()
+        self._preview_soon()
 
     def _input_key(self) -> tuple:
         """What a tweak re-run depends on besides the method's parameters."""
