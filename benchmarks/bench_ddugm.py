@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from napari_unrollrecon.engine import phantoms, problems, registry, stream
-from napari_unrollrecon.methods import dd_ugm as D
 from napari_unrollrecon.methods import dd_ugm_models as M
 from napari_unrollrecon.physics.masks import make_mask
 from napari_unrollrecon.priors import lowrank
