@@ -21,12 +21,12 @@ NONNEG = Param("nonneg", True, kind="bool", label="non-negative (CT)")
 
 def begin(problem, params):
     """What every iterative baseline begins with: (iterations, UpdateMaker, A/‖A‖, Aᴴ/‖A‖,
-    y/‖A‖, is-CT)."""
+    y/‖A‖, whether the operator's images are real — CT)."""
     from napari_unrollrecon.methods.base import UpdateMaker
 
     iters = int(params["iterations"])
     A, AH, y = normalised_operator(problem)
-    return iters, UpdateMaker(problem, params, total=iters), A, AH, y, problem.modality == "ct"
+    return iters, UpdateMaker(problem, params, total=iters), A, AH, y, problem.operator.real_valued
 
 
 def classical_spec(name: str, title: str, weight: Param, params: tuple, **kw):

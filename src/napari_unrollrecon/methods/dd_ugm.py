@@ -165,7 +165,7 @@ def _models(params, device):
 
 
 def _check(problem):
-    if problem.modality != "dmri" or len(problem.image_shape) != 3:
+    if len(problem.image_shape) != 3:
         raise ValueError("DD-UGM reconstructs dynamic series (frames, H, W) from k-t data; load a cine series "
                          "or k-t data with a 3-D mask")
 

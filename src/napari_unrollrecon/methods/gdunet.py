@@ -529,7 +529,7 @@ def run(problem, params, cache=None, start=0):
     data_op = problem.operator  # built on problem.device
     y = problem.y.unsqueeze(0)
     with torch.no_grad():  # not held across the yields below: grad mode is per thread
-        data, x, scale = model.initial(y.to(torch.complex64) if problem.modality == "mri" else y.float(), data_op)
+        data, x, scale = model.initial(y.float() if problem.operator.real_valued else y.to(torch.complex64), data_op)
     first, state = resume_point(cache, key, start, "GDUNet")
     x, previous = (x, None) if state is None else state
     for l in range(first, n_s):

@@ -37,7 +37,7 @@ def temporal_ifft(x: torch.Tensor) -> torch.Tensor:
 
 
 def _check(problem):
-    if problem.modality != "dmri" or len(problem.image_shape) != 3:
+    if len(problem.image_shape) != 3:
         raise ValueError("L+S needs a dynamic MRI series (frames, H, W); load a cine series or a 3-D k-t mask")
 
 

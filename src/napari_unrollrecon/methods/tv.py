@@ -56,7 +56,8 @@ def run(problem, params, cache=None, start=0):
     iters, make, A, AH, y, ct = begin(problem, params)
     x = initial_estimate(problem)
     x = x.real.clamp_min(0) if ct else x
-    tw = params["time_weight"] if problem.modality == "dmri" else 0.0
+    dynamic = len(problem.image_shape) == 3  # (frames, H, W): difference the frames too
+    tw = params["time_weight"] if dynamic else 0.0
     tau, sigma = _steps(ct)
     xbar, p, q = x.clone(), torch.zeros_like(y), torch.zeros_like(grad(x, tw))
     for it in range(1, iters + 1):
@@ -68,7 +69,7 @@ def run(problem, params, cache=None, start=0):
             x_new = x_new.real.clamp_min(0) if params["nonneg"] else x_new.real
         xbar, x = 2 * x_new - x, x_new
         yield make(it, x, label=f"TV iteration {it}/{iters}")
-        if "time_weight" in params.last_changed and problem.modality == "dmri":
+        if "time_weight" in params.last_changed and dynamic:
             tw = min(params["time_weight"], 1.0)
             if q.shape[0] != grad(x, tw).shape[0]:
                 q = torch.zeros_like(grad(x, tw))

@@ -406,6 +406,7 @@ class RadonOperator(LinearOperator):
     """
 
     modality = "ct"
+    real_valued = True
 
     def __init__(self, image_size: int, n_views: int | None = None, angles=None,
                  n_detectors: int | None = None, arc: float = 180.0,

@@ -52,6 +52,8 @@ class LinearOperator:
     """Base of the forward models; subclasses define ``A``, ``AH``, ``norm``, ``to``."""
 
     modality = ""
+    #: images are real (and non-negative where a method asks for it) for this measurement, e.g. CT
+    real_valued = False
     cg_iterations = 20
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
