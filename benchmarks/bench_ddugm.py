@@ -33,14 +33,13 @@ def timed(fn, repeats=1):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--size", type=int, default=192)
+    for name, default in (("threads", 2), ("frames", 16), ("size", 192)):
+        ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--paper-net", action="store_true", help="also time one evaluation of the 66 M network")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t, n = args.frames, args.size
-    out = {"threads": args.threads, "frames": t, "size": n, "load_before": os.getloadavg()}
+    out = {**vars(args), "load_before": os.getloadavg()}
     x0 = phantoms.cine_phantom(t, n)
     problem = problems.mri_from_image(x0, make_mask("equispaced", x0.shape, 0.2, seed=0))
     out["lplus_s_50_iterations_s"] = round(timed(lambda: stream.run(registry.get("lplus-s"), problem)), 2)

@@ -42,6 +42,26 @@ def viewer_with_dock(title):
     return viewer, dock
 
 
+def setup_run(title, sample, mask, ratio, method, **params):
+    """A viewer with the dock, a sample opened, the sampling and method set, side by side on."""
+    viewer, dock = viewer_with_dock(title)
+    viewer.open_sample("napari-unrollrecon", sample)
+    dock.mask_combo.setCurrentText(mask)
+    dock.ratio_spin.setValue(ratio)
+    dock.method_combo.setCurrentIndex(dock.method_combo.findData(method))
+    for name, value in params.items():
+        dock.param_form.set_value(name, value)
+    dock.side_check.setChecked(True)
+    pump(0.5)
+    return viewer, dock
+
+
+def run_to_end(dock, timeout=300, settle=1.0) -> None:
+    dock.run()
+    wait(lambda: dock.worker is None, timeout=timeout)
+    pump(settle)
+
+
 def hide_sinograms(viewer) -> None:
     for layer in list(viewer.layers):
         if layer.metadata.get("unrollrecon", {}).get("kind") == "sinogram":
@@ -95,16 +115,9 @@ def ct_compare():
 
 def cgpd_run():
     """CGPD-CSNet's 13 stages on the magnitude MRI phantom at 10 % Cartesian, with e_ℓ beside them."""
-    viewer, dock = viewer_with_dock("UnrollRecon – CGPD-CSNet, 13 stages")
-    viewer.open_sample("napari-unrollrecon", "mri_phantom_magnitude")
-    dock.mask_combo.setCurrentText("cartesian")
-    dock.ratio_spin.setValue(0.10)
-    dock.method_combo.setCurrentIndex(dock.method_combo.findData("cgpd-csnet"))
-    dock.side_check.setChecked(True)
-    pump(0.5)
-    dock.run()
-    wait(lambda: dock.worker is None, timeout=300)
-    pump(1.0)
+    viewer, dock = setup_run("UnrollRecon – CGPD-CSNet, 13 stages", "mri_phantom_magnitude", "cartesian", 0.10,
+                             "cgpd-csnet")
+    run_to_end(dock)
     viewer.dims.set_current_step(0, 6)  # scrub back to stage 7 of 13
     for layer in viewer.layers:  # what napari's "auto-contrast: once" does, for the frame on screen
         if layer.metadata.get("unrollrecon", {}).get("kind") == "extra":
@@ -136,17 +149,9 @@ def gdunet_ct():
 
 def gaussian_langevin():
     """The sampler floor streaming: K = 16 posterior samples under the Gaussian prior, mean, |error|, std."""
-    viewer, dock = viewer_with_dock("UnrollRecon – annealed Langevin, posterior mean and std")
-    viewer.open_sample("napari-unrollrecon", "mri_phantom")
-    dock.mask_combo.setCurrentText("radial")
-    dock.ratio_spin.setValue(0.25)
-    dock.method_combo.setCurrentIndex(dock.method_combo.findData("gaussian-langevin"))
-    dock.param_form.set_value("samples", 16)
-    dock.side_check.setChecked(True)
-    pump(0.5)
-    dock.run()
-    wait(lambda: dock.worker is None, timeout=300)
-    pump(1.5)
+    viewer, dock = setup_run("UnrollRecon – annealed Langevin, posterior mean and std", "mri_phantom", "radial", 0.25,
+                             "gaussian-langevin", samples=16)
+    run_to_end(dock, settle=1.5)
     viewer.screenshot(str(OUT / "dock_gaussian_langevin.png"), canvas_only=False)
     viewer.close()
 
@@ -157,22 +162,11 @@ RUNS = Path(__file__).resolve().parents[2] / "training" / "runs"
 def ddugm_cine():
     """DD-UGM on the cine phantom (R ≈ 5 k-t equispaced), K = 2: stage × frame sliders, mean, |error|,
     std and the branch layers; weights from the training runs (not yet shipped)."""
-    viewer, dock = viewer_with_dock("UnrollRecon – DD-UGM on a cine series")
-    viewer.open_sample("napari-unrollrecon", "cine_phantom")
-    dock.mask_combo.setCurrentText("equispaced")
-    dock.ratio_spin.setValue(0.20)
-    dock.method_combo.setCurrentIndex(dock.method_combo.findData("dd-ugm"))
-    form = dock.param_form
-    form.set_value("weights_k", str(RUNS / "dd-ugm-k-cpu" / "dd-ugm-k-cpu-best.safetensors"))
-    form.set_value("weights_x", str(RUNS / "dd-ugm-x-cpu" / "dd-ugm-x-cpu-best.safetensors"))
-    form.set_value("iterations", 8)
-    form.set_value("samples", 2)
-    form.set_value("branches", True)
-    dock.side_check.setChecked(True)
-    pump(0.5)
-    dock.run()
-    wait(lambda: dock.worker is None, timeout=900)
-    pump(1.0)
+    viewer, dock = setup_run("UnrollRecon – DD-UGM on a cine series", "cine_phantom", "equispaced", 0.20, "dd-ugm",
+                             weights_k=str(RUNS / "dd-ugm-k-cpu" / "dd-ugm-k-cpu-best.safetensors"),
+                             weights_x=str(RUNS / "dd-ugm-x-cpu" / "dd-ugm-x-cpu-best.safetensors"),
+                             init="zero-filled", iterations=8, samples=2, branches=True)
+    run_to_end(dock, timeout=900)
     viewer.dims.set_current_step(1, 5)  # frame 6 of 16
     pump(0.8)
     viewer.screenshot(str(OUT / "dock_ddugm_cine.png"), canvas_only=False)
@@ -181,18 +175,9 @@ def ddugm_cine():
 
 def hggdp_k2():
     """HGGDP's fast schedule on the complex MRI phantom at 15 % radial, K = 2: mean, |error|, std."""
-    viewer, dock = viewer_with_dock("UnrollRecon – HGGDP, K = 2 posterior samples")
-    viewer.open_sample("napari-unrollrecon", "mri_phantom")
-    dock.mask_combo.setCurrentText("radial")
-    dock.ratio_spin.setValue(0.15)
-    dock.method_combo.setCurrentIndex(dock.method_combo.findData("hggdp"))
-    dock.param_form.set_value("weights", str(RUNS / "hggdp-cpu-full16" / "hggdp-cpu-full16-best.safetensors"))
-    dock.param_form.set_value("samples", 2)
-    dock.side_check.setChecked(True)
-    pump(0.5)
-    dock.run()
-    wait(lambda: dock.worker is None, timeout=900)
-    pump(1.5)
+    viewer, dock = setup_run("UnrollRecon – HGGDP, K = 2 posterior samples", "mri_phantom", "radial", 0.15, "hggdp",
+                             weights=str(RUNS / "hggdp-cpu-full16" / "hggdp-cpu-full16-best.safetensors"), samples=2)
+    run_to_end(dock, timeout=900, settle=1.5)
     viewer.screenshot(str(OUT / "dock_hggdp_k2.png"), canvas_only=False)
     viewer.close()
 
