@@ -122,8 +122,7 @@ def _images(data, limit, downsample: int = 1, dynamic: bool = False, group=None,
         series = _series(data, group, key)
         if not series:
             raise ValueError(f"no (frames, H, W) series in {data}; give 3-D files or --group for frame files")
-        series = [s[:frames] if frames else s for s in series][:limit] if limit else \
-            [s[:frames] if frames else s for s in series]
+        series = [s[:frames] if frames else s for s in series[:limit]]  # limit None: all
         return [io.fit_shape(s, fit) for s in series] if fit else series
     items = io.read_many(data, kind="image", key=key)
     imgs = []

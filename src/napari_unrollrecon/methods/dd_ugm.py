@@ -29,7 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from napari_unrollrecon.methods import dd_ugm_models as M
-from napari_unrollrecon.methods.base import STOCHASTIC_PARAMS, MethodSpec, Param, UpdateMaker, noise_generator
+from napari_unrollrecon.methods import lplus_s
+from napari_unrollrecon.methods.base import (
+    STOCHASTIC_PARAMS,
+    LiveParams,
+    MethodSpec,
+    Param,
+    UpdateMaker,
+    noise_generator,
+)
 from napari_unrollrecon.physics import kweight
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.priors.channels import as_complex, to_channels
@@ -194,9 +202,6 @@ def run(problem, params, cache=None, start=0):
 
     warm = 0
     if sch["init"] == "lplus-s":  # warm start: L+S's iterations stream as the first stages
-        from napari_unrollrecon.methods import lplus_s
-        from napari_unrollrecon.methods.base import LiveParams
-
         ls_params = LiveParams(lplus_s.SPEC.params, {"iterations": int(params["warm_iterations"])}, "dmri")
         inner = lplus_s.run(problem, ls_params)
         try:
