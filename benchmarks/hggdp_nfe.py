@@ -51,6 +51,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=3)
     ap.add_argument("--mask", default="radial_015")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--schedules", default="", help="JSON list of [name, params] replacing the built-in list")
+    ap.add_argument("--baselines", default="tv,l1-wavelet", help="classical methods run on the same slices")
+    ap.add_argument("--samples", type=int, default=1, help="K posterior samples (the mean is scored)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     mask, _ = io.read_mask(DATA / f"HGGDP/hggdp_rec/mask/mask_{args.mask}.mat")
@@ -59,8 +62,14 @@ def main() -> None:
     zf = [evaluate(problems.mri_from_image(x, mask).operator.AH(problems.mri_from_image(x, mask).y).abs().numpy(),
                    np.abs(x), "hggdp")["psnr"] for x in imgs]
     out["zero_filled_psnr"] = float(np.mean(zf))
+    for name in filter(None, args.baselines.split(",")):
+        res = [collect(stream(registry.get(name), problems.mri_from_image(x, mask), {}, reference=np.abs(x),
+                              convention="hggdp"))[1].metrics["psnr"] for x in imgs]
+        out[f"{name}_psnr"] = round(float(np.mean(res)), 2)
+        print(json.dumps({name: out[f"{name}_psnr"]}), flush=True)
     spec = registry.get("hggdp")
-    for name, p in SCHEDULES:
+    for name, p in (json.loads(args.schedules) if args.schedules else SCHEDULES):
+        p = {"samples": args.samples, **p}
         finals, oracles, secs, evals = [], [], [], 0
         for x in imgs:
             prob = problems.mri_from_image(x, mask)

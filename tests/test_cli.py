@@ -204,3 +204,74 @@ def test_std_error_correlation_is_one_for_a_perfect_spread():
     image = np.arange(64.0).reshape(8, 8)
     assert abs(std_error_correlation(2 * image + 1, image, ref) - 1) < 1e-12
     assert np.isnan(std_error_correlation(np.ones((8, 8)), image, ref))
+
+
+# --------------------------------------------------------------------------- bad input (issue 14)
+@pytest.fixture
+def small(tmp_path):
+    p = tmp_path / "in" / "x.npy"
+    p.parent.mkdir()
+    np.save(p, np.random.default_rng(0).random((32, 32)).astype(np.float32))
+    return p
+
+
+def _error_line(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--method", "fbp", "--views", "0"], "number of views must be at least 1"),
+    (["--method", "tv", "--views", "0"], "number of views must be at least 1"),
+    (["--method", "tv", "--views", "100000"], "angular Nyquist"),
+    (["--method", "tv", "--param", "nonneg=ture"], "must be true or false"),
+    (["--method", "zero-filled", "--device", "meta"], "unknown device 'meta'"),
+    (["--method", "zero-filled", "--memory-limit", "1K"], "memory limit of 1.0 KiB"),
+    (["--method", "zero-filled", "--memory-limit", "lots"], "not a size"),
+    (["--method", "zero-filled", "--mask", "bogus"], "invalid choice: 'bogus'"),
+])
+def test_recon_bad_options_one_line(small, tmp_path, capsys, extra, match):
+    assert match in _error_line(capsys, ["recon", str(small), "-o", str(tmp_path / "o.npy"), "-q", *extra])
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_recon_never_overwrites_or_pollutes_its_input(small, capsys):
+    before = small.read_bytes()
+    assert "is the input file" in _error_line(capsys, ["recon", str(small), "-o", str(small), "--method", "tv", "-q"])
+    assert "into the input folder" in _error_line(
+        capsys, ["recon", str(small.parent), "-o", str(small.parent / "o.npy"), "--method", "tv", "-q"])
+    assert small.read_bytes() == before and sorted(p.name for p in small.parent.iterdir()) == ["x.npy"]
+
+
+def test_recon_refuses_a_bad_output_before_running(small, tmp_path, capsys):
+    line = _error_line(capsys, ["recon", str(small), "-o", str(tmp_path / "o.xyz"), "--method", "tv"])
+    assert "unknown extension '.xyz'" in line
+
+
+def test_recon_huge_values_get_a_clear_error(tmp_path, capsys):
+    p = tmp_path / "huge.npy"
+    np.save(p, np.full((16, 16), 3e38, np.float32))
+    assert "values reach 3e+38" in _error_line(capsys, ["recon", str(p), "-o", str(tmp_path / "o.npy"),
+                                                       "--method", "zero-filled", "-q"])
+
+
+def test_mask_preview_must_be_png_and_size_bombs_refused(tmp_path, capsys):
+    assert "give a .png name" in _error_line(capsys, ["mask", "--preview", str(tmp_path / "p.txt")])
+    assert "needs about" in _error_line(capsys, ["mask", "--shape", "100000", "100000"])
+
+
+def test_bench_constant_reference_and_bad_ratios(tmp_path, capsys):
+    d = tmp_path / "c"
+    d.mkdir()
+    np.save(d / "c.npy", np.ones((16, 16), np.float32))
+    assert "reference is constant" in _error_line(capsys, ["bench", str(d), "--methods", "zero-filled", "--ratios",
+                                                           "20", "-q", "-o", str(tmp_path / "b")])
+    assert "--ratios takes comma-separated numbers" in _error_line(
+        capsys, ["bench", str(d), "--ratios", "abc", "-q", "-o", str(tmp_path / "b")])
+
+
+def test_debug_shows_the_traceback(small, tmp_path):
+    with pytest.raises(ValueError, match="number of views"):
+        main(["recon", str(small), "-o", str(tmp_path / "o.npy"), "--method", "fbp", "--views", "0", "--debug"])

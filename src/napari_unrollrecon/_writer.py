@@ -37,10 +37,6 @@ def write_reconstruction(path: str, data, meta: dict) -> list[str]:
     facts, mask = reconstruction_meta((meta.get("metadata") or {}).get(META_KEY, {}))
     facts["layer_name"] = meta.get("name", "")
     arr = np.asarray(data)
-    out = io.write(path, arr, facts)
-    if mask is not None and Path(out).suffix.lower() in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(out, "a") as f:
-            f.create_dataset("mask", data=mask.astype(np.float32), compression="gzip")
-    return [str(out)]
+    h5 = Path(path).suffix.lower() in (".h5", ".hdf5")
+    extra = {"mask": mask.astype(np.float32)} if mask is not None and h5 else None
+    return [str(io.write(path, arr, facts, extra=extra))]

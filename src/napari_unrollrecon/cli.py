@@ -17,6 +17,7 @@ Exit status: 0 success, 2 bad usage or unusable input (message on stderr), 1 une
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,13 @@ EXIT_BAD_INPUT = 2
 
 class CLIError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line (the full usage is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 # ------------------------------------------------------------------------- argument parsing
@@ -51,9 +59,9 @@ def _add_mask_options(p: argparse.ArgumentParser, ratio_default="0.25"):
 def _parser() -> argparse.ArgumentParser:
     from napari_unrollrecon import __version__
 
-    ap = argparse.ArgumentParser(prog="napari-unrollrecon", description=__doc__.split("\n\n")[0])
+    ap = _Parser(prog="napari-unrollrecon", description=__doc__.split("\n\n")[0])
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("recon", help="reconstruct a file or a folder of files",
                        description="Reconstruct undersampled MRI or sparse-view CT data. An image input is turned into "
@@ -121,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto")
     b.add_argument("-o", "--output", default="bench", help="output prefix: writes PREFIX.md and PREFIX.csv")
     b.add_argument("-q", "--quiet", action="store_true")
+
+    for p in (r, m, b):
+        p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                       help="refuse reads and runs estimated to need more memory (e.g. 8G; 0 = no limit; default "
+                            "half the available memory, or $UNROLLRECON_MEMORY_LIMIT)")
+        p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
     sub.add_parser("methods", help="list methods, modalities and parameters")
 
@@ -203,6 +217,7 @@ def cmd_recon(args) -> int:
             raise CLIError(f"method {spec.name!r} is not a learned method and takes no --weights")
         params["weights"] = args.weights
     device = pick_device(args.device)
+    io.check_output(args.output, [args.input, args.reference, args.mask_file, args.weights])
     loaded = _inputs(args)
     modality = infer_modality(spec.modalities, loaded[0].kind, loaded[0].data.ndim, args.views, args.modality)
     if modality not in spec.modalities:
@@ -271,6 +286,8 @@ def cmd_mask(args) -> int:
     ms = _mask_settings(args)
     if len(args.shape) not in (2, 3):
         raise CLIError("--shape takes H W or T H W")
+    if args.preview and Path(args.preview).suffix.lower() != ".png":
+        raise CLIError(f"--preview writes a PNG picture; give a .png name, not {Path(args.preview).name!r}")
     mask, desc = ms.make(tuple(args.shape))
     print(f"{desc['mask']} mask {tuple(mask.shape)}: realised ratio {desc['ratio']:.4f}"
           + (f" (requested {ms.ratio:.4f})" if not ms.file else ""))
@@ -290,7 +307,7 @@ def cmd_bench(args) -> int:
         data=args.data,
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         masks=[m.strip() for m in args.masks.split(",") if m.strip()],
-        ratios=[float(r) for r in args.ratios.split(",")],
+        ratios=_numbers(args.ratios, "--ratios"),
         downsample=args.downsample, dynamic=args.dynamic, group=args.group, key=args.key,
         fit=tuple(int(v) for v in args.fit.split(",")) if args.fit else None, frames=args.frames,
         mask_file_frames="tile" if args.tile_mask_frames else "exact",
@@ -303,6 +320,13 @@ def cmd_bench(args) -> int:
     print(Path(md).read_text())
     print(f"wrote {md} and {csv}", file=sys.stderr)
     return 0
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(f"{option} takes comma-separated numbers (e.g. 10,20,30), got {text!r}") from None
 
 
 def cmd_methods(args) -> int:
@@ -347,14 +371,41 @@ COMMANDS = {"gui": cmd_gui, "recon": cmd_recon, "mask": cmd_mask, "bench": cmd_b
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # usage errors (already printed on one line), --help, --version
+        return int(stop.code or 0)
     from napari_unrollrecon.engine.io import UnusableFileError
 
+    from napari_unrollrecon.engine import memory
+
+    debug, saved = getattr(args, "debug", False), os.environ.get(memory.ENV)
     try:
+        if getattr(args, "memory_limit", None) is not None:
+            memory.parse_size(args.memory_limit)  # a bad size is refused before anything runs
+            os.environ[memory.ENV] = args.memory_limit  # for this command only (main may be called in-process)
         return COMMANDS[args.command](args)
-    except (CLIError, UnusableFileError, ValueError, FileNotFoundError) as e:
-        print(f"napari-unrollrecon {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (CLIError, UnusableFileError, ValueError, FileNotFoundError, MemoryError, OSError, RuntimeError) as e:
+        if debug:
+            raise
+        print(f"napari-unrollrecon {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        if saved is None:
+            os.environ.pop(memory.ENV, None)
+        else:
+            os.environ[memory.ENV] = saved
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line; what a bare MemoryError / OSError means, said plainly."""
+    if isinstance(e, MemoryError):
+        return ("out of memory" + (f" ({e})" if str(e) else "") + "; use a smaller input or lower "
+                "--memory-limit so the run is refused before it starts")
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.strerror:
+        return f"{e.strerror}" + (f": {e.filename}" if e.filename else "")
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, (CLIError, ValueError, FileNotFoundError)) else f"{type(e).__name__}: {text}"

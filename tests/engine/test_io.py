@@ -469,3 +469,95 @@ def test_matlab_frames_last_series_is_moved_to_frames_first_and_said(tmp_path):
     assert io.read(tmp_path / "tfirst.npy").data.shape == (8, 48, 40)  # already frames-first: untouched
     forced = io.read(tmp_path / "tfirst.npy", frames="last")
     assert forced.data.shape == (40, 8, 48)
+
+
+# --------------------------------------------------------------------------- safe outputs (issue 14)
+def test_write_refuses_non_finite_and_folders(tmp_path):
+    with pytest.raises(ValueError, match=r"refusing to write w\.npy: 1 of 4 values are NaN or infinite"):
+        io.write(tmp_path / "w.npy", np.array([1.0, np.nan, 2.0, 3.0]))
+    assert not (tmp_path / "w.npy").exists()
+    (tmp_path / "d.npy").mkdir()
+    with pytest.raises(ValueError, match="it is a folder"):
+        io.write(tmp_path / "d.npy", np.ones(3))
+
+
+def test_write_creates_missing_folder_and_leaves_no_partial_file(tmp_path):
+    out = io.write(tmp_path / "new" / "deeper" / "o.h5", np.ones((4, 4), np.float32), {"a": 1})
+    assert out.exists() and [p.name for p in out.parent.iterdir()] == ["o.h5"]
+
+
+@pytest.mark.parametrize("ext", [".npy", ".h5", ".tif"])
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch, ext):
+    import errno
+
+    target = tmp_path / f"o{ext}"
+    io.write(target, np.full((4, 4), 7, np.float32))
+    before = target.read_bytes()
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    monkeypatch.setattr(io, "_write_h5", full_disk)
+    monkeypatch.setattr(io, "_write_tiff", full_disk)
+    with pytest.raises(ValueError, match="the disk is full; nothing was written"):
+        io.write(target, np.zeros((4, 4), np.float32))
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_writer_killed_mid_write_leaves_old_file_intact(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "o.npy"
+    np.save(target, np.arange(10.0))
+    code = ("import numpy as np, time\n"
+            "from napari_unrollrecon.engine import io\n"
+            "real = np.save\n"
+            "def slow(f, a, **k):\n"
+            "    open(f, 'wb').write(b'partial')\n"
+            "    time.sleep(60)\n"
+            "np.save = slow\n"
+            f"io.write({str(target)!r}, np.ones((512, 512), np.float32))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 60
+        while not any(p.name.startswith(".o.partial") for p in tmp_path.iterdir()):
+            assert time.time() < deadline and proc.poll() is None, "the writer never started its temporary file"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    finally:
+        proc.kill()
+    assert np.array_equal(np.load(target), np.arange(10.0))
+    assert [p.name for p in io.list_data_files(tmp_path)] == ["o.npy"]  # the hidden leftover is never read
+
+
+def test_check_output_refuses_input_and_input_folder(tmp_path):
+    src = tmp_path / "x.npy"
+    np.save(src, np.ones((4, 4)))
+    with pytest.raises(ValueError, match="is the input file"):
+        io.check_output(src, [src])
+    with pytest.raises(ValueError, match="into the input folder"):
+        io.check_output(tmp_path / "y.npy", [tmp_path])
+    with pytest.raises(ValueError, match="unknown extension"):
+        io.check_output(tmp_path / "y.txt", [src])
+    io.check_output(tmp_path / "sub" / "y.npy", [tmp_path, None])  # a sub-folder is not read
+
+
+def test_rss_refuses_non_finite_coils():
+    k = np.ones((4, 8, 8), np.complex64)
+    k[1, 2, 2] = np.nan
+    with pytest.raises(ValueError, match="1 NaN/Inf value"):
+        io.rss_image(k)
+
+
+def test_npz_listing_reads_headers_only(tmp_path):
+    p = tmp_path / "a.npz"
+    np.savez(p, small=np.ones((3, 4), np.float32), obj=np.array([{"a": 1}], dtype=object))
+    entries = io._npz_entries(p)
+    assert entries["small"]["shape"] == (3, 4) and entries["small"]["usable"]
+    assert not entries["obj"]["usable"] and "Python objects" in entries["obj"]["descr"]
+    assert io.read(p, key="small").data.shape == (3, 4)

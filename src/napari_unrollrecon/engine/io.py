@@ -61,7 +61,9 @@ dimensions are accepted.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,8 +228,12 @@ def rss_image(kspace_coils) -> np.ndarray:
 
     from napari_unrollrecon.physics.fft import ifft2c
 
-    k = torch.as_tensor(np.asarray(kspace_coils, dtype=np.complex64))
-    x = ifft2c(k).abs()
+    k = np.asarray(kspace_coils, dtype=np.complex64)
+    bad = int(k.size - np.count_nonzero(np.isfinite(k)))
+    if bad:
+        raise ValueError(f"coil k-space holds {bad} NaN/Inf value(s); one would spread over the whole "
+                         "combined image; replace them (e.g. numpy.nan_to_num) first")
+    x = ifft2c(torch.as_tensor(k)).abs()
     if x.ndim >= 3:
         x = torch.sqrt(torch.sum(x**2, dim=-3))
     return x.numpy().astype(np.float32)
@@ -409,6 +415,24 @@ def _take_slice(path, arr, index, axis: int, meta: dict):
     return arr[tuple(sel)]
 
 
+#: Bytes per element a read needs beyond the stored array: its float32 / complex64 working copies.
+_READ_OVERHEAD = 16
+
+
+def _guard_read(path, shape, itemsize: int, index=None, axis: int = 0) -> None:
+    """Refuse, from the header alone, a read whose array would not fit the memory limit."""
+    from napari_unrollrecon.engine import memory
+
+    shape = [int(s) for s in shape]
+    if index is not None and len(shape) >= 3:
+        shape.pop(axis)
+    try:
+        memory.check(memory.array_bytes(shape, itemsize + _READ_OVERHEAD),
+                     f"reading {Path(path).name} ({' × '.join(map(str, shape))} values)")
+    except memory.MemoryLimitError as e:
+        raise UnusableFileError(str(e)) from None
+
+
 def _choose(path, key, entries: dict, what: str = "variable") -> str:
     """Name of the array to read: ``key``, else the single candidate; errors list the choices."""
     def listing(only_usable):
@@ -463,32 +487,45 @@ def _load_npy(path):
 def _read_npy(path, key, slice_index, kind):
     arr = _load_npy(path)
     meta = {"format": "npy", "dtype": str(arr.dtype), "shape": tuple(arr.shape)}
+    _guard_read(path, arr.shape, arr.dtype.itemsize, slice_index)
     data = np.array(_take_slice(path, arr, slice_index, 0, meta))
     del arr  # release the memory map
     return data, meta, None
 
 
 def _npz_entries(path) -> dict:
+    """Arrays of an .npz archive from their headers alone (nothing is loaded or unpickled)."""
+    import zipfile
+
+    fmt = np.lib.format
     entries = {}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            for name in z.files:
-                try:
-                    a = z[name]
-                except ValueError:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename.removesuffix(".npy")
+                with zf.open(info) as fh:
+                    version = fmt.read_magic(fh)
+                    header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                    shape, _, dtype = header(fh)
+                if dtype.hasobject:
                     entries[name] = _entry((), False, "Python objects (not loaded)")
-                    continue
-                ok = a.dtype.kind in "biufc"
-                entries[name] = _entry(a.shape, ok, str(a.dtype))
+                else:
+                    entries[name] = _entry(shape, dtype.kind in "biufc", str(dtype))
+                    entries[name]["itemsize"] = dtype.itemsize
     except Exception as e:
         raise _corrupt(path, "a .npz archive", e) from None
     return entries
 
 
 def _read_npz(path, key, slice_index, kind):
-    name = _choose(path, key, _npz_entries(path), "array")
-    with np.load(path, allow_pickle=False) as z:
-        arr = z[name]
+    entries = _npz_entries(path)
+    name = _choose(path, key, entries, "array")
+    _guard_read(path, entries[name]["shape"], entries[name]["itemsize"])
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arr = z[name]
+    except Exception as e:
+        raise _corrupt(path, "a .npz archive", e) from None
     meta = {"format": "npz", "key": name, "dtype": str(arr.dtype), "shape": tuple(arr.shape)}
     return _take_slice(path, arr, slice_index, 0, meta), meta, None
 
@@ -497,8 +534,15 @@ def _read_npz(path, key, slice_index, kind):
 def _read_picture(path, key, slice_index, kind):
     import imageio.v3 as iio
 
+    import warnings
+
+    from PIL import Image
+
+    _guard_picture(path)
     try:
-        arr = np.asarray(iio.imread(path))
+        with warnings.catch_warnings():  # the size was checked against our own memory limit above
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            arr = np.asarray(iio.imread(path))
     except Exception as e:
         raise _corrupt(path, "an image", e) from None
     meta = {"format": path.suffix.lower()[1:], "dtype": str(arr.dtype), "shape": tuple(arr.shape),
@@ -508,14 +552,36 @@ def _read_picture(path, key, slice_index, kind):
     return _take_slice(path, arr, slice_index, 0, meta), meta, None
 
 
+def _guard_picture(path) -> None:
+    """Pixel count from the header (PIL opens lazily), before anything is decoded."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h, bands = im.width, im.height, len(im.getbands())
+                frames = getattr(im, "n_frames", 1)
+    except Image.DecompressionBombError as e:
+        raise _fail(path, f"is far too large to decode safely ({e})", "crop or downsample it") from None
+    except Exception:
+        return  # not a format PIL knows: the reader itself will say what is wrong
+    _guard_read(path, (frames, h, w, bands), 1)
+
+
 def _read_tiff(path, key, slice_index, kind):
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tf:
             series = tf.series[0]
+            _guard_read(path, series.shape, np.dtype(series.dtype).itemsize)
             axes, arr = series.axes, series.asarray()
             desc = tf.pages[0].description
+    except UnusableFileError:
+        raise
     except Exception as e:
         raise _corrupt(path, "a TIFF image", e) from None
     meta = {"format": "tiff", "dtype": str(arr.dtype), "shape": tuple(arr.shape), "notes": []}
@@ -567,7 +633,9 @@ def _read_mat(path, key, slice_index, kind):
     import scipy.io
     import scipy.sparse
 
-    name = _choose(path, key, _mat5_entries(path))
+    entries = _mat5_entries(path)
+    name = _choose(path, key, entries)
+    _guard_read(path, entries[name]["shape"], 16)  # MATLAB double complex at worst
     try:
         arr = scipy.io.loadmat(path, variable_names=[name])[name]
     except Exception as e:
@@ -633,6 +701,7 @@ def _h5_array(ds, index, path, meta, frame_axis=0) -> np.ndarray:
     if ds.attrs.get("MATLAB_empty"):
         raise _fail(path, f"variable {ds.name.lstrip('/')!r} is an empty MATLAB array",
                     "save a non-empty image")
+    _guard_read(path, ds.shape, ds.dtype.itemsize, index, frame_axis)
     arr = np.asarray(_take_slice(path, ds, index, frame_axis, meta) if index is not None else ds[()])
     if arr.dtype.names:
         re_, im_ = ("real", "imag") if "real" in arr.dtype.names else ("r", "i")
@@ -780,27 +849,74 @@ def write(path, images: np.ndarray, meta: dict | None = None, extra: dict | None
     * ``.tif``/``.tiff``: tifffile, one page per leading index (stacks ``(N, H, W)``),
       ``{"shape": [...], "napari_unrollrecon": meta}`` as JSON in the image description.  Complex data is refused.
     """
-    path = Path(path).expanduser()
+    path = check_writable(path)
     ext = path.suffix.lower()
-    if ext not in WRITE_EXTS:
-        raise ValueError(f"cannot write {path.name}: unknown extension {ext!r}; use one of {WRITE_EXTS}")
     arr = np.asarray(images)
     if arr.dtype.kind not in "biufc" or arr.size == 0:
         raise ValueError(f"cannot write {path.name}: need a non-empty numeric array, got "
                          f"dtype {arr.dtype} shape {arr.shape}")
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"refusing to write {path.name}: {bad} of {arr.size} values are NaN or infinite; "
+                         "nothing was written")
     meta = {str(k): v for k, v in (meta or {}).items()}
     extra = {str(k): np.asarray(v) for k, v in (extra or {}).items() if v is not None}
     if extra and ext not in (".h5", ".hdf5"):
         raise ValueError(f"cannot write {', '.join(extra)} into {path.name}: only .h5 holds several arrays; "
                          "write to a .h5 file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if ext == ".npy":
-        np.save(path, arr, allow_pickle=False)
-    elif ext in (".h5", ".hdf5"):
-        _write_h5(path, arr, meta, extra)
-    else:
-        _write_tiff(path, arr, meta)
+    writer = {".npy": lambda t: np.save(t, arr, allow_pickle=False), ".h5": lambda t: _write_h5(t, arr, meta, extra),
+              ".hdf5": lambda t: _write_h5(t, arr, meta, extra)}.get(ext, lambda t: _write_tiff(t, arr, meta))
+    return atomic_write(path, writer)
+
+
+def atomic_write(path: Path, writer) -> Path:
+    """``writer(tmp)`` into a hidden temporary file beside ``path``, then rename it into place: a
+    failure (or a kill) mid-write never leaves a partial file nor destroys an earlier good one.
+    A missing parent folder is created."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write {path}: cannot create its folder {path.parent} ({e.strerror})") from None
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise ValueError(f"cannot write {path}: {why}; nothing was written (an existing file is kept)") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def check_writable(path) -> Path:
+    """The output path, if :func:`write` can write there: not a folder, a known extension."""
+    path = Path(path).expanduser()
+    ext = path.suffix.lower()
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder; give a file name such as {path / 'out.npy'}")
+    if ext not in WRITE_EXTS:
+        raise ValueError(f"cannot write {path.name}: unknown extension {ext!r}; use one of {WRITE_EXTS}")
+    return path
+
+
+def check_output(output, inputs) -> None:
+    """Check an output before a run: writable (:func:`check_writable`), not one of the inputs, not
+    in an input folder read in full (the next run would read it back as an input)."""
+    out = check_writable(output).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        src = Path(given).expanduser().resolve()
+        if src.is_dir() and out.parent == src:
+            raise ValueError(f"output {out.name} would be written into the input folder {src}, whose files are all "
+                             "read as inputs; write it elsewhere")
+        if out == src:
+            raise ValueError(f"output {out} is the input file; choose another output name (the input is never "
+                             "overwritten)")
 
 
 def _jsonable(o):

@@ -99,6 +99,9 @@ def hfen(x, ref, kernel: np.ndarray | None = None, normalised: bool = False) -> 
 def evaluate(x, ref, convention: str = "range", with_ssim: bool = True) -> dict[str, float]:
     """PSNR, SSIM and NMSE of ``x`` against ``ref`` under a named convention."""
     x, ref = _pair(x, ref)
+    if convention == "range" and ref.size and float(ref.max()) == float(ref.min()):
+        raise ValueError(f"the reference is constant (every pixel {float(ref.max()):g}), so its range is 0 and "
+                         "PSNR/SSIM are undefined; use a non-constant reference or a fixed-peak --metric-convention")
     if convention == "range" and x.ndim == 3:
         out = {"psnr": float(np.mean([psnr(a, b) for a, b in zip(x, ref)]))}
         if with_ssim:

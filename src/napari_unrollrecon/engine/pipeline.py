@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_unrollrecon.engine import problems
+from napari_unrollrecon.engine import memory, problems
 
 
 @dataclass
@@ -59,6 +59,9 @@ class MaskSettings:
                 )
             desc = {"mask": str(self.file), "mask_note": info.get("message", ""), "mask_layout": info["assumed"]}
         else:
+            # working set per pixel: flat index/priority arrays (poisson: also radii and occupancy)
+            per = 256 if self.kind == "poisson" else 128  # measured ≈ 180 (poisson) and 90 B/px (gaussian)
+            memory.check(memory.array_bytes(shape, per), f"a {self.kind} mask of {' × '.join(map(str, shape))}")
             mask = masks.make_mask(self.kind, tuple(shape), self.ratio, self.seed, self.center_fraction)
             desc = {"mask": self.kind, "requested_ratio": self.ratio, "seed": self.seed}
         desc["ratio"] = float(masks.realised_ratio(mask))
@@ -102,6 +105,8 @@ def build_problem(data: np.ndarray, kind: str, modality: str, mask: MaskSettings
 
 
 def _ct_problem(data, kind, views, device, noise, seed):
+    if views is not None and int(views) < 1:
+        raise ValueError(f"the number of views must be at least 1, got {views}")
     if data.ndim != 2:
         raise ValueError(f"CT data must be one 2D image or sinogram; got shape {data.shape}")
     if kind == "kspace":
@@ -112,8 +117,6 @@ def _ct_problem(data, kind, views, device, noise, seed):
         sino = np.real(data).astype(np.float32)
         full = sino.shape[0]
         views = views or full
-        if views < 1:
-            raise ValueError(f"the number of views must be at least 1, got {views}")
         if views > full:
             raise ValueError(f"--views {views} is more than the {full} views in the sinogram")
         angles = sparse_view_angles(views, full_views=full)  # every k-th view of the full scan
@@ -131,7 +134,7 @@ def infer_modality(method_modalities: tuple[str, ...], kind: str, ndim: int, vie
     a 3D input for a method that handles dynamic data -> dmri, else mri."""
     if requested != "auto":
         return requested
-    if kind == "sinogram" or views or method_modalities == ("ct",):
+    if kind == "sinogram" or views is not None or method_modalities == ("ct",):
         return "ct"
     if ndim == 3 and "dmri" in method_modalities:
         return "dmri"

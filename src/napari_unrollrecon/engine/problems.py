@@ -13,6 +13,10 @@ from napari_unrollrecon.methods.base import Problem
 from napari_unrollrecon.physics.mri import MRIOperator
 
 
+#: Largest magnitude accepted: squares in norms and sums over a 4096² FFT must stay inside float32.
+MAX_ABS = 1e15
+
+
 def _check_image(x: np.ndarray, what: str = "image") -> np.ndarray:
     x = np.asarray(x)
     if x.ndim < 2:
@@ -23,6 +27,10 @@ def _check_image(x: np.ndarray, what: str = "image") -> np.ndarray:
         raise ValueError(f"{what} contains NaN or Inf values; clean the data first")
     if not np.any(x):
         raise ValueError(f"{what} is all zeros; nothing to reconstruct")
+    peak = float(np.max(np.abs(x)))
+    if peak > MAX_ABS:
+        raise ValueError(f"{what} values reach {peak:.3g}; above {MAX_ABS:.0e} the float32 transforms and norms "
+                         "overflow; divide the data by its maximum (results scale linearly)")
     return x
 
 

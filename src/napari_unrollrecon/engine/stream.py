@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from napari_unrollrecon.engine import memory
 from napari_unrollrecon.engine import metrics as M
 from napari_unrollrecon.methods.base import Problem, Result, StageCache, Update
 
@@ -60,6 +61,15 @@ class Throttle:
         return False
 
 
+def check_memory(spec, problem: Problem, params: dict | None = None) -> None:
+    """Refuse a run whose estimated working set (image elements × the method's bytes per element ×
+    K samples) exceeds the memory limit (:mod:`engine.memory`), before anything is allocated."""
+    per = spec.memory_per_pixel or (768 if spec.learned else 128)
+    k = max(1, int((params or {}).get("samples", 1) or 1))
+    shape = tuple(problem.image_shape)
+    memory.check(memory.array_bytes(shape, per * k), f"{spec.title} on a {' × '.join(map(str, shape))} problem")
+
+
 def stream(
     spec,
     problem: Problem,
@@ -77,6 +87,7 @@ def stream(
     SSIM costs ~10 ms per 256² image: ``ssim_every=k`` computes it on every k-th stage and the last
     (PSNR and NMSE on every shown stage). Updates not shown are never materialised here.
     """
+    check_memory(spec, problem, params)
     gen = spec.start(problem, params, cache=cache, start=start)
     if reference is not None:
         reference = np.abs(np.asarray(reference)).astype(np.float32)

@@ -72,14 +72,15 @@ class Param:
             elif self.kind == "int":
                 value = int(value)
             elif self.kind == "bool":
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+                value = value if isinstance(value, bool) else _BOOLS[str(value).strip().lower()]
             elif self.kind == "choice":
                 if value not in self.choices:
                     raise ValueError
             elif self.kind == "path":
                 value = None if value in (None, "") else str(value)
-        except (TypeError, ValueError):
-            allowed = f"one of {list(self.choices)}" if self.kind == "choice" else f"a {self.kind}"
+        except (TypeError, ValueError, KeyError):
+            allowed = {"choice": f"one of {list(self.choices)}", "bool": "true or false (also 1/0, yes/no, on/off)"}.get(
+                self.kind, f"a {self.kind}")
             raise ValueError(f"parameter {self.name!r} must be {allowed}, got {value!r}") from None
         if self.kind in ("float", "int"):
             if not np.isfinite(value):
@@ -89,6 +90,9 @@ class Param:
                     f"parameter {self.name!r}={value} is outside its range [{self.low}, {self.high}]"
                 )
         return value
+
+
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def scale_param(name: str, label: str, help: str) -> Param:
@@ -432,6 +436,7 @@ class MethodSpec:
     resumable: bool = False  # honours cache/start
     description: str = ""
     reference: str = ""  # paper / credit
+    memory_per_pixel: float = 0.0  # working-set bytes per image element (0: 128 classical, 768 learned)
 
     def defaults(self, modality: str | None = None) -> dict:
         return {p.name: p.default_for(modality) for p in self.params}

@@ -54,7 +54,7 @@ CONFIGS = {
 SCHEDULES = {
     "paper": {"levels": 10, "steps": 80, "sigma_start": 1.0, "views": 3, "step_size": 1.5e-6,
               "corrector": "gradient", "perturb": 1.0, "predictor": "none", "init": "random"},
-    "fast": {"levels": 40, "steps": 1, "sigma_start": 0.3, "views": 1, "step_size": 0.16,
+    "fast": {"levels": 40, "steps": 1, "sigma_start": 0.3, "views": 1, "step_size": 0.64,
              "corrector": "langevin", "perturb": 0.0, "predictor": "reverse_diffusion",
              "init": "zero-filled"},
 }

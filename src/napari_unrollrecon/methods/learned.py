@@ -197,7 +197,18 @@ def load_model(weights: str | Path, method: str, build_model: Callable[[dict], t
     if verify and card.get("sha256") and sha256(weights) != card["sha256"]:
         raise WeightsError(f"{weights.name} does not match the sha256 in its card {card_path(weights).name}: "
                            "the file was changed or damaged after the card was written; download or export it again")
-    model = build_model(card.get("config", {}))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"{weights.name} holds NaN or infinite values in {len(bad)} tensor(s) ({bad[0]}, ...); "
+                           "these weights cannot give a finite result - retrain or export them again")
+    config = card.get("config", {})
+    if not isinstance(config, dict):
+        raise WeightsError(f"model card {card_path(weights).name}: 'config' must be a JSON object")
+    try:
+        model = build_model(config)
+    except Exception as e:  # noqa: BLE001 - any bad config value surfaces as the one weights error
+        raise WeightsError(f"model card {card_path(weights).name}: its config does not describe a {method} network "
+                           f"({type(e).__name__}: {e})") from None
     missing, unexpected, wrong = _compare(model.state_dict(), state)
     if missing or unexpected or wrong:
         parts = [f"{len(missing)} missing {missing[:3]}" if missing else "",

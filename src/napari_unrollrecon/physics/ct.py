@@ -377,6 +377,10 @@ class _Linear(torch.autograd.Function):
         return _Linear.apply(g, ctx.op, not ctx.adjoint), None, None
 
 
+#: Views allowed per detector bin: π/2 per bin already samples the angles at Nyquist; 4 leaves room.
+MAX_VIEWS_PER_DETECTOR = 4
+
+
 class RadonOperator(LinearOperator):
     """Parallel-beam Radon transform ``y = A x`` of ``N × N`` images, batched over leading dims.
 
@@ -422,6 +426,10 @@ class RadonOperator(LinearOperator):
         self.n_detectors = int(n_detectors) if n_detectors is not None else default_n_detectors(self.image_size)
         if self.n_detectors < 2:
             raise ValueError(f"n_detectors must be at least 2, got {n_detectors}")
+        if self.n_views > MAX_VIEWS_PER_DETECTOR * self.n_detectors:
+            raise ValueError(
+                f"{self.n_views} views for {self.n_detectors} detector bins: beyond about π/2 views per bin "
+                f"(angular Nyquist) more views add nothing; use at most {MAX_VIEWS_PER_DETECTOR * self.n_detectors}")
         self.full_views = full_views
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._n_samples = default_n_detectors(self.image_size)  # ray samples, covers the image
