@@ -170,8 +170,7 @@ def cases(f: dict, out: str) -> list[dict]:
         ("read a pickle", "error", f"io.read({f['pickle']!r})"),
         ("NaN weights", "error", f"registry.get('gdunet'); from napari_unrollrecon.methods import gdunet; "
                                  f"gdunet.STORE.resolve({f['nanw']!r}, torch.device('cpu'))"),
-        ("TV of an 8192² image", "error", "problems.check_run_memory = getattr(problems, 'check_run_memory', None); "
-                                          "from napari_unrollrecon.engine.stream import collect, stream; "
+        ("TV of an 8192² image", "error", "from napari_unrollrecon.engine.stream import collect, stream; "
                                           "p = problems.mri_from_image(np.ones((8192, 8192), np.float32), "
                                           "np.ones((8192, 8192))); collect(stream(registry.get('tv'), p))"),
     ]

@@ -375,9 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as stop:  # usage errors (already printed on one line), --help, --version
         return int(stop.code or 0)
-    from napari_unrollrecon.engine.io import UnusableFileError
-
     from napari_unrollrecon.engine import memory
+    from napari_unrollrecon.engine.io import UnusableFileError
 
     debug, saved = getattr(args, "debug", False), os.environ.get(memory.ENV)
     try:

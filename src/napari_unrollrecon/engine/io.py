@@ -70,6 +70,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_unrollrecon.engine import memory
+
 KINDS = ("auto", "image", "kspace", "sinogram", "mask")
 PICTURE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 DATA_EXTS = (".npy", ".npz", ".mat", ".h5", ".hdf5", ".dcm", ".dicom") + PICTURE_EXTS
@@ -229,7 +231,7 @@ def rss_image(kspace_coils) -> np.ndarray:
     from napari_unrollrecon.physics.fft import ifft2c
 
     k = np.asarray(kspace_coils, dtype=np.complex64)
-    bad = int(k.size - np.count_nonzero(np.isfinite(k)))
+    bad = _non_finite(k)
     if bad:
         raise ValueError(f"coil k-space holds {bad} NaN/Inf value(s); one would spread over the whole "
                          "combined image; replace them (e.g. numpy.nan_to_num) first")
@@ -240,6 +242,11 @@ def rss_image(kspace_coils) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- common checks
+def _non_finite(a: np.ndarray) -> int:
+    """How many values of ``a`` are NaN or infinite."""
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
+
+
 def _existing_file(path) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
@@ -313,7 +320,7 @@ def _check_array(path, a: np.ndarray) -> np.ndarray:
     if a.size == 0:
         raise _fail(path, f"holds an empty array (shape {a.shape})", "save a non-empty image")
     if a.dtype.kind in "fc":
-        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        bad = _non_finite(a)
         if bad:
             raise _fail(path, f"contains {bad} NaN/Inf value(s) out of {a.size}",
                         "replace them (e.g. numpy.nan_to_num) and save again")
@@ -421,8 +428,6 @@ _READ_OVERHEAD = 16
 
 def _guard_read(path, shape, itemsize: int, index=None, axis: int = 0) -> None:
     """Refuse, from the header alone, a read whose array would not fit the memory limit."""
-    from napari_unrollrecon.engine import memory
-
     shape = [int(s) for s in shape]
     if index is not None and len(shape) >= 3:
         shape.pop(axis)
@@ -754,6 +759,7 @@ def _read_fastmri(f, path, key, slice_index, kind):
     else:
         index = ds.shape[0] // 2 if slice_index is None else slice_index
         k = _h5_array(ds, index, path, meta)
+    k = _check_array(path, k)  # a NaN in one coil would spread over the whole combined image
     coils = k.shape[0] if ds.ndim == 4 else 1
     meta["coils"] = coils
     if key is not None and key.startswith("coil:"):
@@ -855,7 +861,7 @@ def write(path, images: np.ndarray, meta: dict | None = None, extra: dict | None
     if arr.dtype.kind not in "biufc" or arr.size == 0:
         raise ValueError(f"cannot write {path.name}: need a non-empty numeric array, got "
                          f"dtype {arr.dtype} shape {arr.shape}")
-    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    bad = _non_finite(arr)
     if bad:
         raise ValueError(f"refusing to write {path.name}: {bad} of {arr.size} values are NaN or infinite; "
                          "nothing was written")
