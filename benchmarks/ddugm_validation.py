@@ -22,7 +22,8 @@ mk = load_model(sys.argv[2], "dd-ugm-k", M.build_model)[0]
 grid = [dict(init="zero-filled", iterations=15, sigma_start=0.1, fusion=0.75),
         dict(init="lplus-s", warm_iterations=30, iterations=5, sigma_start=0.03, fusion=0.75),
         dict(init="lplus-s", warm_iterations=30, iterations=5, sigma_start=0.03, fusion=0.0),
-        dict(init="lplus-s", warm_iterations=30, iterations=5, sigma_start=0.03, fusion=1.0)]
+        dict(init="lplus-s", warm_iterations=30, iterations=5, sigma_start=0.03, fusion=1.0),
+        dict(init="lplus-s", warm_iterations=30, iterations=5, sigma_start=0.03, fusion=0.75, lowrank=False)]
 for mname in sys.argv[3].split(","):
     mask = bench.tile_frames(bench._mask_for(masks[mname], 0, 0).make((16,192,192))[0], 20)
     p = problems.mri_from_image(x0, mask)

@@ -259,6 +259,29 @@ def friendly(exc: BaseException, what: str = "") -> str:
     return f"{what}: {text}" if what else text
 
 
+class Job:
+    """What a worker runs, releasable once it has finished.
+
+    napari's window keeps every worker it made for the whole session (its task list holds
+    ``worker.quit``), and a worker keeps its arguments and - when stopped - its suspended
+    generator, so each run's problem, mask and reference would stay in memory for as long as
+    the viewer lives. The worker gets :meth:`run`; :meth:`release` (after ``finished``) closes
+    the generator and drops the arguments.
+    """
+
+    def __init__(self, fn: Callable, *args):
+        self._fn, self._args, self._gen = fn, args, None
+
+    def run(self):
+        self._gen, self._args = self._fn(*self._args), ()
+        return (yield from self._gen)
+
+    def release(self) -> None:
+        gen, self._gen, self._args = self._gen, None, ()
+        if gen is not None:
+            gen.close()
+
+
 def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, reference=None,
           cache=None, start: int = 0, throttle: Throttle | None = None, convention: str = "range"):
     """Worker generator: build the problem, stream the method, yield :class:`Frame` s.

@@ -35,6 +35,7 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.worker = None
+        self.job: C.Job | None = None  # what the worker runs, released when it finishes
         self.active: C.RunState | C.CompareState | None = None  # the running (or just finished) run
         self.record: C.RunRecord | None = None  # last finished run, for tweak re-runs
         self.edits = C.ParamEdits()

@@ -178,8 +178,8 @@ class CompareMixin:
         self._arrange_compare()
         self._overlay(self._compare_overlay(), "bottom_left")
         self._say(f"comparing {len(jobs)} methods on '{layer.name}'…")
-        self.worker = create_worker(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference,
-                                    _start_thread=False)
+        self.job = C.Job(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference)
+        self.worker = create_worker(self.job.run, _start_thread=False)
         self._connect(self.worker, "compare")
         self.worker.start()
         self._running_ui(True)

@@ -38,7 +38,8 @@ class RunMixin:
         prepare the layers (created on a method's first run only, reused after)."""
         from napari.qt.threading import create_worker
 
-        self.worker = create_worker(C.drive, spec, prepare, values, reference, cache, start, _start_thread=False)
+        self.job = C.Job(C.drive, spec, prepare, values, reference, cache, start)
+        self.worker = create_worker(self.job.run, _start_thread=False)
         self._connect(self.worker, spec.title)
         t0 = time.perf_counter()
         self.active = C.RunState(spec=spec, values=dict(values), key=self._input_key(), reference=reference,
@@ -285,6 +286,9 @@ class RunMixin:
             self.pbar.close()
             self.pbar = None
         self.worker = None
+        if self.job is not None:
+            self.job.release()
+            self.job = None
         self._running_ui(False)
         a = self.active or {}
         view = a.view

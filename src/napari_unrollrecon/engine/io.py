@@ -721,6 +721,13 @@ def _h5_array(ds, index, path, meta, frame_axis=0) -> np.ndarray:
 
 
 def _read_h5(path, key, slice_index, kind, fmt="h5"):
+    try:
+        return _read_h5_file(path, key, slice_index, kind, fmt)
+    except (OSError, RuntimeError, KeyError) as e:  # a damaged file fails inside h5py, anywhere
+        raise _corrupt(path, "an HDF5 file", e) from None
+
+
+def _read_h5_file(path, key, slice_index, kind, fmt):
     with _open_h5(path) as f:
         if "kspace" in f and (key is None or key == "kspace" or str(key).startswith("coil:")):
             return _read_fastmri(f, path, key, slice_index, kind)
