@@ -132,8 +132,6 @@ class CompareMixin:
     def compare(self) -> None:
         """Run every checked method on the same input; show them side by side, each panel
         labelled with its method and scores, next to the reference; a table in the dock."""
-        from napari.qt.threading import create_worker
-
         from napari_unrollrecon.engine import registry
 
         if self.worker is not None:
@@ -178,8 +176,7 @@ class CompareMixin:
         self._arrange_compare()
         self._overlay(self._compare_overlay(), "bottom_left")
         self._say(f"comparing {len(jobs)} methods on '{layer.name}'…")
-        self.job = C.Job(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference)
-        self.worker = create_worker(self.job.run, _start_thread=False)
+        self.worker = self._new_worker(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference)
         self._connect(self.worker, "compare")
         self.worker.start()
         self._running_ui(True)

@@ -36,10 +36,7 @@ class RunMixin:
                cache=None, start=0) -> None:
         """Start the worker first (it builds the problem and computes stage 1 meanwhile), then
         prepare the layers (created on a method's first run only, reused after)."""
-        from napari.qt.threading import create_worker
-
-        self.job = C.Job(C.drive, spec, prepare, values, reference, cache, start)
-        self.worker = create_worker(self.job.run, _start_thread=False)
+        self.worker = self._new_worker(C.drive, spec, prepare, values, reference, cache, start)
         self._connect(self.worker, spec.title)
         t0 = time.perf_counter()
         self.active = C.RunState(spec=spec, values=dict(values), key=self._input_key(), reference=reference,
@@ -66,6 +63,13 @@ class RunMixin:
         if view.layer is not None and self.viewer.layers.selection.active is not view.layer:
             self.viewer.layers.selection.active = view.layer  # its controls, not a helper layer's
         self._say(f"{spec.title}: starting on '{source}' ({settings.describe()})…")
+
+    def _new_worker(self, fn, *args):
+        """An unstarted worker running ``fn(*args)`` through a releasable :class:`C.Job`."""
+        from napari.qt.threading import create_worker
+
+        self.job = C.Job(fn, *args)
+        return create_worker(self.job.run, _start_thread=False)
 
     def _running_ui(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
