@@ -33,7 +33,8 @@ def _dummy_run(problem, params, cache=None, start=0):
         x = base * params["gain"] * k / steps + (params["offset"] if k >= 3 else 0.0)
         if cache is not None:
             cache.put(k, x)
-        yield make(k, x, label=f"dummy stage {k}/{steps}")
+        extras = {"map": (x * 10.0 ** k).cpu().numpy()} if params["extra"] else None  # a scale per stage
+        yield make(k, x, label=f"dummy stage {k}/{steps}", extras=extras)
     return make.result(DUMMY, x, stages=steps)
 
 
@@ -49,6 +50,8 @@ SPEC = MethodSpec(
         Param("fail_at", 0, kind="int", low=0, high=1000, label="raise at stage"),
         Param("weight", 0.01, low=1e-6, high=1.0, log=True, by_modality=(("ct", 1e-4),),
               label="weight (unused)", help="a modality-specific default, for the dock's tests"),
+        Param("extra", False, kind="bool", label="stream an extra map 'map' (10^k × stage k)"),
+        Param("ct_only", 0.0, label="a CT-only control", modalities=("ct",)),
     ),
     run=_dummy_run,
     resumable=True,
@@ -74,6 +77,14 @@ def dummy_method():
     yield SPEC
     registry._REGISTRY.pop(DUMMY, None)
     registry._REGISTRY.pop("dummy-learned", None)
+
+
+@pytest.fixture
+def dock(make_napari_viewer, dummy_method):
+    """A viewer with the Reconstruction dock (through the manifest) and the dummy methods."""
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
+    return viewer, widget
 
 
 @pytest.fixture(autouse=True)

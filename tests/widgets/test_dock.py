@@ -15,13 +15,6 @@ from napari_unrollrecon._widgets._controller import META_KEY
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def dock(make_napari_viewer, dummy_method):
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unrollrecon", "Reconstruction")
-    return viewer, widget
-
-
 def _use(widget, method, **values):
     idx = widget.method_combo.findData(method)
     assert idx >= 0, f"{method} not offered"
@@ -332,7 +325,7 @@ def test_gdunet_streams_threshold_maps_and_reruns_after_an_eps_tweak(dock, qtbot
 
     from napari_unrollrecon._widgets import _controller
 
-    monkeypatch.setattr(_controller, "bundled_weights", lambda spec: [Path("in-memory.safetensors")])  # the override runs
+    monkeypatch.setattr(_controller, "bundled_weights", lambda spec, modality=None: [Path("in-memory.safetensors")])  # the override runs
     viewer, widget = dock
     viewer.add_image(phantom, name="phantom")
     torch.manual_seed(0)

@@ -172,7 +172,7 @@ def test_missing_weights_is_declared_by_path_params(dummy_method, monkeypatch):
     assert "Load weights…" in C.missing_weights(learned, {"weights": ""})
     assert "required" in C.path_hint(learned, learned.params[0])
     # a method shipping bundled weights runs without a file: empty means "the bundled default"
-    monkeypatch.setattr(C, "bundled_weights", lambda spec: [__import__("pathlib").Path("b.safetensors")])
+    monkeypatch.setattr(C, "bundled_weights", lambda spec, modality=None: [__import__("pathlib").Path("b.safetensors")])
     assert C.missing_weights(learned, {"weights": ""}) is None
     assert "bundled b.safetensors" in C.path_hint(learned, learned.params[0])
 

@@ -355,31 +355,34 @@ def coerce_params(spec, values: dict) -> dict:
     return out
 
 
-def bundled_weights(spec) -> list:
-    """Weights files shipped with the package for a learned method (empty for the others)."""
+def bundled_weights(spec, modality: str | None = None) -> list:
+    """Weights files shipped with the package for a learned method (empty for the others); with
+    ``modality``, those trained for it (a model card naming no modality fits every modality)."""
     if not getattr(spec, "learned", False):
         return []
     try:
-        from napari_unrollrecon.methods.learned import bundled
+        from napari_unrollrecon.methods.learned import bundled, read_card
     except ImportError:  # pragma: no cover - the learned module is part of the package
         return []
     try:
-        return list(bundled(spec.name))
-    except OSError:
+        files = list(bundled(spec.name))
+        return [p for p in files if modality is None
+                or read_card(p).get("config", {}).get("modality", modality) == modality]
+    except (OSError, ValueError):
         return []
 
 
-def path_hint(spec, param) -> str:
+def path_hint(spec, param, modality: str | None = None) -> str:
     """Placeholder of a ``path`` control: what an empty value means for this method."""
-    files = bundled_weights(spec)
+    files = bundled_weights(spec, modality)
     if files:
         return f"empty: bundled {files[0].name}"
     return f"no {param.label or param.name} loaded" + (" (required)" if spec.learned else "")
 
 
-def missing_weights(spec, values: dict) -> str | None:
-    """A learned method whose ``path`` parameter (its weights) is empty and that ships none:
-    the message telling the user to load a file. Declared by ``Param(kind="path")``."""
+def missing_weights(spec, values: dict, modality: str | None = None) -> str | None:
+    """A learned method whose ``path`` parameter (its weights) is empty and that ships none (for
+    ``modality``): the message telling the user to load a file. Declared by ``Param(kind="path")``."""
     if not getattr(spec, "learned", False):
         return None
     from napari_unrollrecon.methods.learned import overridden
@@ -387,9 +390,10 @@ def missing_weights(spec, values: dict) -> str | None:
     if overridden(spec.name):
         return None
     for p in spec.params:
-        if p.kind == "path" and not values.get(p.name) and not bundled_weights(spec):
+        if p.kind == "path" and not values.get(p.name) and not bundled_weights(spec, modality):
             what = p.label or p.name
-            return (f"{spec.title} has no {what} loaded and none is bundled: click 'Load {what}…' "
+            where = f" for {MODALITIES.get(modality, modality)}" if modality and bundled_weights(spec) else ""
+            return (f"{spec.title} has no {what} loaded and none is bundled{where}: click 'Load {what}…' "
                     "and choose a .safetensors file (with its .json model card beside it)")
     return None
 

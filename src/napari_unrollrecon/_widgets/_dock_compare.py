@@ -31,10 +31,16 @@ class CompareMixin:
 
     def _arrange_run(self) -> None:
         """Side by side for the run: reference | stages | |error|, each labelled; otherwise a
-        single view (panels back at the origin)."""
+        single view (panels back at the origin, the camera reset). Showing the |error| layer
+        (its eye) turns side by side on: at the origin it would cover the result."""
         a, view = self.active, self.shown
+        if view is not None and V._alive(self.viewer, view.err_layer) and view.err_layer.visible \
+                and a is not None and not a.compare and not self.side_check.isChecked():
+            self.side_check.setChecked(True)  # lays the run out (_side_by_side_changed)
+            return
         if not self.side_check.isChecked() or a is None or a.compare or view is None:
-            self.panels.clear()
+            if self.panels.clear():
+                self.viewer.reset_view()
             return
         entries = []
         ref = a.reference
@@ -145,7 +151,7 @@ class CompareMixin:
             for name in names:
                 spec = registry.get(name)
                 values = C.coerce_params(spec, self.edits.values(spec, self._modality))
-                missing = C.missing_weights(spec, values)
+                missing = C.missing_weights(spec, values, self._modality)
                 if missing:
                     raise C.InputError(missing)
                 jobs.append((spec, values))
@@ -245,13 +251,20 @@ class CompareMixin:
             self.table.setItem(row, col, item)
         self._arrange_compare(fit=False)
         if a.done == len(a.titles):
-            self.report(f"✓ compared {len(a.titles)} methods on '{a.source}': labelled panels on the "
+            n = len(a.titles)
+            self.report(f"✓ compared {n} method{'s' * (n != 1)} on '{a.source}': labelled panels on the "
                         "canvas, table below", error=False)
 
-    def _hide_our_layers(self) -> None:
-        """Hide our earlier outputs (never the user's layers) so the new ones are not covered."""
+    def _hide_our_layers(self, keep=None) -> bool:
+        """Hide our earlier outputs (never the user's layers, nor those of the ResultView
+        ``keep``) so the new ones are not covered, and fold their stage stacks (the slider then
+        spans the new run only). Returns whether panels were laid out."""
+        kept = {id(layer) for layer in keep.layers()} if keep is not None else set()
         for layer in self._our_layers():
-            if layer.visible:
+            if id(layer) not in kept and layer.visible:
                 layer.visible = False
-        self.panels.clear()
+        for view in self.views.values():
+            if view is not keep:
+                view.fold()
+        return self.panels.clear()
 

@@ -56,10 +56,7 @@ class InputsMixin:
 
         modality = self._modality = self._current_modality()
         self._method_names = self._registered()
-        ct = modality == "ct"
-        for w in (self.mask_combo, self.mask_layer_combo, self.ratio_spin, self.seed_spin):
-            self.sampling_form.setRowVisible(w, not ct)
-        self.sampling_form.setRowVisible(self.views_spin, ct)
+        self._show_rows_for(modality)
         specs = []
         for name in registry.names():
             try:
@@ -89,6 +86,16 @@ class InputsMixin:
         self._method_changed()
         self._sampling_changed()
 
+    def _show_rows_for(self, modality: str) -> None:
+        """Only the controls that act in ``modality``: mask rows for MRI, views for CT, the frame
+        axis for dynamic MRI."""
+        ct = modality == "ct"
+        for w in (self.mask_combo, self.mask_layer_combo, self.ratio_spin, self.seed_spin):
+            self.sampling_form.setRowVisible(w, not ct)
+        self.sampling_form.setRowVisible(self.views_spin, ct)
+        self.preview_check.setVisible(not ct)
+        self.input_box.layout().setRowVisible(self.frames_combo, modality == "dmri")
+
     @staticmethod
     def _registered() -> tuple:
         from napari_unrollrecon.engine import registry
@@ -116,8 +123,8 @@ class InputsMixin:
             self.method_info.setText("no method handles this modality yet")
             return
         spec = registry.get(name)
-        hints = {p.name: C.path_hint(spec, p) for p in spec.params if p.kind == "path"}
-        self.param_form.build(spec, self.edits.values(spec, self._modality), hints)
+        hints = {p.name: C.path_hint(spec, p, self._modality) for p in spec.params if p.kind == "path"}
+        self.param_form.build(spec, self.edits.values(spec, self._modality), hints, modality=self._modality)
         self._fit_form()
         self._describe_method(spec)
 
@@ -134,9 +141,9 @@ class InputsMixin:
         info = spec.description
         if spec.learned:
             values = self.param_form.values()
-            missing = C.missing_weights(spec, values)
+            missing = C.missing_weights(spec, values, self._modality)
             paths = [values.get(p.name) for p in spec.params if p.kind == "path"]
-            bundled = C.bundled_weights(spec)
+            bundled = C.bundled_weights(spec, self._modality)
             info += "\n" + (missing or (f"weights: {paths[0]}" if paths and paths[0]
                                         else f"weights: bundled {bundled[0].name}" if bundled else ""))
         notes = []
@@ -229,7 +236,7 @@ class InputsMixin:
 
     def _values(self, spec) -> dict:
         values = C.coerce_params(spec, self.param_form.values())
-        missing = C.missing_weights(spec, values)
+        missing = C.missing_weights(spec, values, self._current_modality())
         if missing:
             raise C.InputError(missing)
         return values

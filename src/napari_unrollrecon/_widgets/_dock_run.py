@@ -51,15 +51,13 @@ class RunMixin:
         view = self.views.get(spec.name)
         if view is None or not (view.usable_for(shape) or view.layer is None):
             view = self.views[spec.name] = V.ResultView(self.viewer, spec.name)
-        keep = {id(layer) for layer in view.layers()}
-        for layer in self._our_layers():  # our earlier outputs would cover (and slow down) this run
-            if id(layer) not in keep and layer.visible:
-                layer.visible = False
-        self.panels.clear()
+        laid_out = self._hide_our_layers(keep=view)
         view.begin(shape, reference, meta, start=start)
-        view.on_new_extra = self._arrange_run
+        view.on_new_extra = view.on_error_shown = self._arrange_run
         self.active.view = self.shown = view
         self._arrange_run()
+        if laid_out and not self.panels.layers:  # back from side by side or Compare: one view again
+            self.viewer.reset_view()
         if view.layer is not None and self.viewer.layers.selection.active is not view.layer:
             self.viewer.layers.selection.active = view.layer  # its controls, not a helper layer's
         self._say(f"{spec.title}: starting on '{source}' ({settings.describe()})…")

@@ -51,9 +51,10 @@ class ParamForm(QWidget):
         if spec is not None:
             self.build(spec, values)
 
-    def build(self, spec, values: dict | None = None, hints: dict | None = None) -> None:
+    def build(self, spec, values: dict | None = None, hints: dict | None = None, modality: str | None = None) -> None:
         """Controls for ``spec.params`` showing ``values`` (missing ones: the plain defaults);
-        ``hints`` are placeholder texts of ``path`` controls."""
+        ``hints`` are placeholder texts of ``path`` controls. Rows of parameters that do nothing
+        for ``modality`` (``Param.modalities``) are hidden; their values still go to the method."""
         while self.layout_.rowCount():
             self.layout_.removeRow(0)
         self.controls.clear()
@@ -67,6 +68,7 @@ class ParamForm(QWidget):
             label.setToolTip(tip.strip())
             w.setToolTip(tip.strip())
             self.layout_.addRow(label, w)
+            self.layout_.setRowVisible(w, p.applies_to(modality))
             self.controls[p.name] = (p, w)
 
     def _control(self, p, value, hint: str = "") -> QWidget:

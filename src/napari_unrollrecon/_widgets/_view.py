@@ -61,6 +61,16 @@ def set_translate(layer, yx: tuple[float, float]) -> None:
         layer.translate = t
 
 
+def set_hidden_data(layer, data) -> None:
+    """Replace a hidden layer's data so that its extent follows: napari re-computes a hidden
+    layer's extent only when it is shown, so its old frames would keep stretching the slider.
+    The layer is visible only inside the (blocked) data change: nothing is drawn."""
+    with layer.events.visible.blocker():
+        layer.visible = True
+        layer.data = data
+        layer.visible = False
+
+
 class ResultView:
     """The layers of one method's runs: a stage stack and, with a reference, its |error| map."""
 
@@ -77,6 +87,7 @@ class ResultView:
         self.extras: dict[str, C.StageStack] = {}  # extra maps by name, frame i = main frame i
         self.extra_layers: dict = {}
         self.on_new_extra = None  # called after an extra map's layer is created (the dock re-lays out panels)
+        self.on_error_shown = None  # called after the user shows the |error| layer (the dock lays it out)
 
     # ------------------------------------------------------------------ lifetime
     def usable_for(self, image_shape: tuple) -> bool:
@@ -90,6 +101,7 @@ class ResultView:
         result until the first new stage arrives.
         """
         image_shape = tuple(image_shape)
+        self.fold()  # hidden maps of the previous run must not stretch the slider
         resume = start > 1 and self.stack is not None and self.stack.image_shape == image_shape
         if resume:
             self.stack.truncate_after(start - 1)
@@ -111,6 +123,7 @@ class ResultView:
                 axis_labels=spatial_labels(len(image_shape) + 1),
                 metadata={C.META_KEY: dict(meta, kind="reconstruction")},
                 contrast_limits=C.display_limits(np.ones(1), reference))
+            self.layer.events.visible.connect(self._unfold)
             self.limits_key = None
         else:  # touch nothing on screen: a repaint now would delay the first stage by one repaint
             self.layer.metadata.setdefault(C.META_KEY, {}).update(meta, kind="reconstruction")
@@ -119,6 +132,20 @@ class ResultView:
         err = self.err_layer
         if _alive(self.viewer, err) and (self.err is None or not err.visible) and err.data.shape[0] > 1:
             err.data = np.zeros((1, *err.data.shape[1:]), np.float32)  # stale frames would stretch the slider
+
+    def fold(self) -> None:
+        """Hidden layers keep only their newest frame: a hidden layer's frames still count in
+        napari's world extent, so an earlier 13-stage run would stretch the next run's stage
+        slider. Showing a layer again restores its frames (the stacks stay in memory)."""
+        for layer in self.layers():
+            if not layer.visible and layer.data.shape[0] > 1:
+                set_hidden_data(layer, layer.data[-1:])
+
+    def _unfold(self, event=None) -> None:
+        layer, stack = self.layer, self.stack
+        if _alive(self.viewer, layer) and layer.visible and stack is not None and len(stack) \
+                and layer.data.shape[0] != len(stack):
+            layer.data = stack.view
 
     # ------------------------------------------------------------------ streaming
     def add(self, update) -> None:
@@ -246,6 +273,8 @@ class ResultView:
     def _error_shown(self, event=None) -> None:
         if self.err_layer is not None and self.err_layer.visible and self.err is not None and self.stack is not None:
             self.err_layer.data = self.err.sync(self.stack)
+            if self.on_error_shown is not None:  # in its own turn: not inside the layer's event
+                QTimer.singleShot(0, self.on_error_shown)
 
     def discard_if_empty(self) -> bool:
         """Remove the layers if they were made for a run that failed before its first stage."""
@@ -337,11 +366,16 @@ class Panels:
             return []
         return [t for t in self.points.features["label"] if t]
 
-    def clear(self) -> None:
-        """Back to one view: panels at the origin, labels hidden."""
+    def clear(self) -> bool:
+        """Back to one view: panels at the origin, the labels removed (hidden points would still
+        count in the world extent, so Home would keep fitting the panels). Returns whether panels
+        were laid out (the caller then resets the camera)."""
+        laid_out = bool(self.layers) or _alive(self.viewer, self.points)
         for layer in self.layers:
             if _alive(self.viewer, layer):
                 set_translate(layer, (0.0, 0.0))
         self.layers = []
-        if _alive(self.viewer, self.points) and self.points.visible:
-            self.points.visible = False
+        if _alive(self.viewer, self.points):
+            self.viewer.layers.remove(self.points)
+        self.points = None
+        return laid_out

@@ -16,7 +16,7 @@ def relative_weight(mri: float, ct: float, what: str) -> Param:
 
 
 ITERATIONS = Param("iterations", 100, kind="int", low=1, high=5000, label="iterations")
-NONNEG = Param("nonneg", True, kind="bool", label="non-negative (CT)")
+NONNEG = Param("nonneg", True, kind="bool", label="non-negative (CT)", modalities=("ct",))
 
 
 def begin(problem, params):

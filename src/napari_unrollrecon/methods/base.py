@@ -59,6 +59,11 @@ class Param:
     label: str = ""
     help: str = ""
     by_modality: tuple = ()  # ((modality, default), ...) where a modality needs another default
+    modalities: tuple = ()  # the modalities it acts in (empty: all of the method's); the dock hides it elsewhere
+
+    def applies_to(self, modality: str | None) -> bool:
+        """Whether the parameter does anything for ``modality`` (None: any)."""
+        return not self.modalities or modality is None or modality in self.modalities
 
     def default_for(self, modality: str | None = None):
         """The default for ``modality`` (e.g. CT wants a smaller relative weight than MRI)."""

@@ -79,7 +79,7 @@ def run(problem, params, cache=None, start=0):
 SPEC = classical_spec(
     "tv", "TV (primal-dual)", relative_weight(0.01, 1e-5, "TV"),
     (
-        Param("time_weight", 1.0, low=0.0, high=1.0, live=True,
+        Param("time_weight", 1.0, low=0.0, high=1.0, live=True, modalities=("dmri",),
               label="temporal weight", help="dynamic MRI: weight of the frame-to-frame differences"),
     ),
     run=run,

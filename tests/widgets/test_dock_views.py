@@ -1,0 +1,115 @@
+"""Regression tests (issue 13) for what the canvas shows across runs: panel labels when the
+number of panels changes, a single run after side by side or Compare, the stage slider's range,
+the selected layer, the |error| layer without side by side, controls per modality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_unrollrecon._widgets._controller import META_KEY
+from napari_unrollrecon._widgets._view import LABELS_NAME
+
+pytestmark = pytest.mark.gui
+
+
+def _run(qtbot, widget, method, **values):
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData(method))
+    for name, value in values.items():
+        widget.param_form.set_value(name, value)
+    widget.run()
+    assert widget.worker is not None, widget.status.text()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+
+
+def _compare(qtbot, widget, names):
+    for i in range(widget.compare_list.count()):
+        item = widget.compare_list.item(i)
+        on = item.data(Qt.ItemDataRole.UserRole) in names
+        item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+    widget.compare()
+    assert widget.worker is not None, widget.status.text()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+
+
+def _stage_frames(viewer, widget) -> int:
+    layer = widget.shown.layer
+    return int(viewer.dims.nsteps[viewer.dims.ndim - layer.ndim])
+
+
+def test_fewer_panels_then_compare_on_fewer_methods_keep_labels_and_status(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    widget.side_check.setChecked(True)
+    _run(qtbot, widget, "dummy-stages", steps=3, extra=True)  # reference | stages | |error| | map
+    qtbot.waitUntil(lambda: len(widget.panels.captions()) == 4, timeout=2000)
+    _run(qtbot, widget, "zero-filled")
+    assert len(widget.panels.captions()) == 3 and widget.panels.captions()[1].startswith("Zero-filled")
+    _compare(qtbot, widget, ("zero-filled", "dummy-stages"))
+    assert widget.table.rowCount() == 2 and len(widget.panels.captions()) == 3
+    _compare(qtbot, widget, ("zero-filled",))
+    assert widget.table.rowCount() == 1 and len(widget.panels.captions()) == 2
+    assert "compared 1 method " in widget.status.text()
+
+
+def test_a_single_run_after_side_by_side_and_compare_resets_the_view(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    widget.side_check.setChecked(True)
+    _run(qtbot, widget, "dummy-stages", steps=3)
+    _compare(qtbot, widget, ("zero-filled", "dummy-stages"))
+    widget.side_check.setChecked(False)
+    _run(qtbot, widget, "dummy-stages", steps=2)
+    assert LABELS_NAME not in viewer.layers, "hidden label points would still count in the world extent"
+    extent = viewer.layers.extent.world
+    np.testing.assert_allclose(extent[:, -2:], [[0, 0], [63, 63]])  # the panels are gone: one image
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], (31.5, 31.5), atol=1.0)
+    viewer.reset_view()  # Home fits the same single image
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], (31.5, 31.5), atol=1.0)
+
+
+def test_stage_slider_spans_the_current_run_and_the_result_is_selected(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _run(qtbot, widget, "dummy-stages", steps=7, extra=True)
+    assert _stage_frames(viewer, widget) == 7
+    _run(qtbot, widget, "zero-filled")
+    assert _stage_frames(viewer, widget) == 1, "hidden earlier stacks must not stretch the stage slider"
+    active = viewer.layers.selection.active
+    assert active.name == widget.shown.layer.name  # (the dock holds proxies of the layers)
+    assert active.visible
+    earlier = viewer.layers["dummy-stages"]
+    earlier.visible = True  # showing an earlier result brings its stages back
+    assert earlier.data.shape[0] == 7 and _stage_frames(viewer, widget) == 7
+
+
+def test_showing_the_error_layer_lays_the_run_out_side_by_side(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _run(qtbot, widget, "dummy-stages", steps=3)
+    err = widget.shown.err_layer
+    assert err is not None and not err.visible and not widget.side_check.isChecked()
+    err.visible = True  # its eye in the layer list
+    qtbot.waitUntil(lambda: widget.side_check.isChecked(), timeout=2000)
+    assert any(c.startswith("|error|") for c in widget.panels.captions())
+    assert err.visible and not np.allclose(err.translate, widget.shown.layer.translate)  # beside, not over it
+
+
+def test_controls_and_weights_follow_the_modality(dock, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("dummy-stages"))
+    _, ct_only = widget.param_form.controls["ct_only"]
+    assert widget.modality_combo.currentData() == "mri"
+    assert ct_only.isHidden() and widget.frames_combo.isHidden() and widget.views_spin.isHidden()
+    assert "ct_only" in widget.param_form.values()  # hidden, still passed to the method
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("gdunet"))
+    assert "gdunet-mri" in widget.method_info.text() and "gdunet-ct" not in widget.method_info.text()
+    widget.modality_combo.setCurrentIndex(widget.modality_combo.findData("ct"))
+    assert "gdunet-ct" in widget.method_info.text()
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("dummy-stages"))
+    _, ct_only = widget.param_form.controls["ct_only"]
+    assert not ct_only.isHidden() and widget.mask_combo.isHidden() and not widget.views_spin.isHidden()
+    widget.modality_combo.setCurrentIndex(widget.modality_combo.findData("dmri"))
+    assert not widget.frames_combo.isHidden()
