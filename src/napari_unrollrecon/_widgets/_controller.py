@@ -13,6 +13,7 @@ becomes an :class:`Outcome` with a message, because superqt's worker silently sw
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -81,10 +82,41 @@ def guess_kind(data, metadata: dict | None) -> str:
     return kind if kind in KINDS else "image"
 
 
-def guess_modality(kind: str, ndim: int) -> str:
-    if kind == "sinogram":
+_CT_WORDS = re.compile(r"(?:^|[^a-z])(?:ct|cthead|hu|ct_number|sino\w*)(?:[^a-z]|$)")
+
+
+def ct_hint(metadata: dict | None) -> str:
+    """Why a layer looks like CT data (a DICOM's modality, a CT dataset name or a file path
+    naming CT, e.g. ``Test_CT/0001.npy``), or "" when nothing says so."""
+    info = (metadata or {}).get(META_KEY, {})
+    file_meta = info.get("file_meta", {})
+    if str(file_meta.get("modality", "")).upper() == "CT":
+        return "the DICOM file's modality is CT"
+    for what, text in (("dataset", file_meta.get("key")), ("file path", info.get("file"))):
+        parts = str(text or "").lower().replace("\\", "/").split("/")[-3:]
+        if any(_CT_WORDS.search(part) for part in parts):
+            return f"the {what} '{'/'.join(str(text).split('/')[-2:])}' names CT"
+    return ""
+
+
+def guess_modality(kind: str, ndim: int, metadata: dict | None = None) -> str:
+    """Sinograms and 2-D data whose file says CT (:func:`ct_hint`) are CT; 3-D is dynamic MRI."""
+    if kind == "sinogram" or (ndim == 2 and kind == "image" and ct_hint(metadata)):
         return "ct"
     return "dmri" if ndim == 3 else "mri"
+
+
+def reconstructable(data, metadata: dict | None, rgb: bool = False) -> bool:
+    """Whether a newly opened layer is something to reconstruct (the dock then selects it): a
+    2-D or 3-D numeric single-channel array that is not a sampling mask (our reader's kind
+    "mask", or values all 0/1)."""
+    info = (metadata or {}).get(META_KEY, {})
+    if rgb or info.get("kind") == "mask" or np.ndim(data) not in (2, 3):
+        return False
+    a = np.asarray(data)
+    if a.dtype.kind not in "iufc":
+        return False
+    return a.size > 4096 * 4096 or not np.all((a == 0) | (a == 1))
 
 
 def check_input(data, kind: str, modality: str, rgb: bool = False) -> np.ndarray:
@@ -114,6 +146,9 @@ def check_input(data, kind: str, modality: str, rgb: bool = False) -> np.ndarray
         raise InputError("the layer contains NaN or infinite values; clean or replace them first")
     if not np.any(data):
         raise InputError("the layer is all zeros; there is nothing to reconstruct")
+    if kind == "kspace" and not np.iscomplexobj(data):
+        raise InputError("k-space must be complex, but this layer is real-valued (an image, or |k| only): "
+                         "set 'data is' to image, or open the complex k-space")
     if modality == "ct" and kind == "image" and data.shape[0] != data.shape[1]:
         raise InputError(f"CT images must be square; this one is {data.shape[0]}×{data.shape[1]}")
     return data
@@ -169,6 +204,15 @@ def make_mask(settings: RunSettings, shape: tuple, mask_array: np.ndarray | None
         return mask_settings(settings, mask_array, name).make(tuple(shape))
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def layout_text(desc: dict) -> str:
+    """What a user's mask was taken to be, for the realised-ratio line ("" for a generated one)."""
+    layout = desc.get("mask_layout")
+    if not layout:
+        return ""
+    return " · " + ("uncentred mask (DC at [0,0]): shifted to centre" if layout == "uncentred"
+                    else "centred mask (DC at the centre): used as is")
 
 
 def check_mask(mask, shape: tuple) -> np.ndarray:

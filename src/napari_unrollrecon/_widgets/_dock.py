@@ -137,8 +137,8 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
         names = [layer.name for layer in layers]
         current = self.input_combo.currentText()
         new = value if getattr(event, "type", "") == "inserted" else None
-        if new is not None and new.name in names and C.guess_kind(None, new.metadata) != "image":
-            current = new.name  # measured data just opened (sample/reader): reconstruct that
+        if new is not None and new.name in names and C.reconstructable(new.data, new.metadata, new.rgb):
+            current = new.name  # a file or sample just opened: reconstruct that (masks are not data)
         if current not in names:  # prefer measured data (k-space / sinogram) from our samples
             measured = [layer.name for layer in layers if C.guess_kind(None, layer.metadata) != "image"]
             current = (measured or names or [None])[0]

@@ -182,7 +182,7 @@ class CompareMixin:
         self._arrange_compare()
         self._overlay(self._compare_overlay(), "bottom_left")
         self._say(f"comparing {len(jobs)} methods on '{layer.name}'…")
-        self.worker = self._new_worker(C.drive_many, jobs, self._prepare_fn(data, settings, mask), reference)
+        self.worker = self._new_worker(C.drive_many, jobs, self._prepare_fn(data, settings), reference)
         self._connect(self.worker, "compare")
         self.worker.start()
         self._running_ui(True)

@@ -13,7 +13,6 @@ from napari_unrollrecon._widgets import _controller as C
 from napari_unrollrecon._widgets._dock_common import (
     _NONE,
     _AUTO_REF,
-    _GENERATED,
     _KIND_CHOICES,
     _FORM_MIN_HEIGHT,
     _FORM_MAX_HEIGHT,
@@ -29,7 +28,10 @@ class InputsMixin:
         layer = self._layer(self.input_combo.currentText())
         if layer is not None:
             kind = self._kind(layer)
-            modality = C.guess_modality(kind, np.ndim(layer.data) - (1 if layer.rgb else 0))
+            modality = C.guess_modality(kind, np.ndim(layer.data) - (1 if layer.rgb else 0), layer.metadata)
+            hint = C.ct_hint(layer.metadata) if modality == "ct" and kind == "image" else ""
+            if hint and modality != self._current_modality():
+                self._say(f"'{layer.name}': modality set to CT because {hint}; change it under 'modality' if wrong")
             self.modality_combo.blockSignals(True)
             self.modality_combo.setCurrentIndex(list(C.MODALITIES).index(modality))
             self.modality_combo.blockSignals(False)
@@ -201,14 +203,7 @@ class InputsMixin:
         raw = C.frames_first(C.layer_array(layer.data, layer.metadata), layer.metadata,
                              self.frames_combo.currentData())
         data = C.check_input(raw, settings.kind, settings.modality, rgb=layer.rgb)
-        mask = None
-        if settings.modality != "ct":
-            mask_layer = self._layer(self.mask_layer_combo.currentText())
-            if mask_layer is not None:  # checked and centred like a mask file (layout detected)
-                mask = C.make_mask(settings, data.shape, np.asarray(mask_layer.data),
-                                   f"mask layer '{mask_layer.name}'")[0]
-            else:
-                mask = C.make_mask(settings, data.shape)[0]
+        mask = None if settings.modality == "ct" else C.make_mask(settings, data.shape, *self._mask_source())[0]
         shape = C.image_shape_for(data, settings)
         reference = self._reference(data, settings, shape)
         return layer, data, settings, mask, reference, shape
@@ -226,11 +221,17 @@ class InputsMixin:
         choice = self.ref_combo.currentText()
         return self.input_combo.currentText() if choice == _AUTO_REF else choice
 
-    def _prepare_fn(self, data, settings, mask):
-        generated = self.mask_layer_combo.currentText() == _GENERATED
+    def _mask_source(self) -> tuple:
+        """(the mask layer's array as stored, its name), or (None, "") for a generated mask: the
+        stored array goes to the engine, which detects its layout exactly like a mask file's."""
+        layer = self._layer(self.mask_layer_combo.currentText())
+        return (None, "") if layer is None else (np.asarray(layer.data), f"mask layer '{layer.name}'")
 
-        def prepare():  # a generated mask is made again by the engine, exactly as the CLI makes it
-            return C.build_problem(data, settings, None if generated else mask)
+    def _prepare_fn(self, data, settings):
+        mask, name = self._mask_source()
+
+        def prepare():  # the engine makes or reads the mask exactly as the CLI does
+            return C.build_problem(data, settings, mask, name or "mask layer")
 
         return prepare
 
@@ -297,14 +298,13 @@ class InputsMixin:
         try:
             settings = self.settings()
             shape = C.layer_array(layer.data, layer.metadata).shape
-            mask_layer = self._layer(self.mask_layer_combo.currentText())
-            mask, desc = C.make_mask(settings, shape, None if mask_layer is None else np.asarray(mask_layer.data),
-                                     f"mask layer '{mask_layer.name}'" if mask_layer else "mask layer")
+            mask, desc = C.make_mask(settings, shape, *self._mask_source())
         except (ValueError, ImportError) as exc:
             self.realised_label.setText(f"mask: {exc}")
             return
         ratio = float(np.mean(mask != 0))
-        self.realised_label.setText(f"realised ratio {ratio:.3f} (acceleration ×{1 / max(ratio, 1e-9):.1f})")
+        self.realised_label.setText(f"realised ratio {ratio:.3f} (acceleration ×{1 / max(ratio, 1e-9):.1f})"
+                                    + C.layout_text(desc))
         preview = self._layer(self.mask_preview_name)
         if not self.preview_check.isChecked():
             if preview is not None:

@@ -29,7 +29,7 @@ class RunMixin:
             self.report(str(exc).strip("'\""))
             return
         self.record = None
-        self._start(spec, self._prepare_fn(data, settings, mask), values, reference, source=layer.name,
+        self._start(spec, self._prepare_fn(data, settings), values, reference, source=layer.name,
                     settings=settings, mask=mask, shape=shape, ref_name=self._reference_name())
 
     def _start(self, spec, prepare, values, reference, source, settings, shape, ref_name="", mask=None,
@@ -212,7 +212,8 @@ class RunMixin:
         learned = [f"{k} {v:.3g}" for k, v in (u.info or {}).items() if k in _INFO_SHOWN]
         if learned:
             text += " · " + ", ".join(learned)
-        return text + f" · {u.elapsed:.1f} s"
+        note = (u.info or {}).get("note")  # what the method assumes (a real-valued network on complex data)
+        return text + f" · {u.elapsed:.1f} s" + (f"\n⚠ {note}" if note else "")
 
     def _progress_tick(self) -> None:
         """napari progress bar, created only for runs still going after a moment and updated once

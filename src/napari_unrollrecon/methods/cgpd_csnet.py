@@ -413,7 +413,7 @@ def run(problem, params, cache=None, start=0):
             image = model.to_image(x, scale)[0]
         extras = {"correction": _correction_view(model, e, scale)} if params["show_correction"] else {}
         info = {"eta": float(eta[0, l]), "beta": float(beta[0, l]), "eta_learned": float(eta0[0, l]),
-                "beta_learned": float(beta0[0, l]), "condition_ratio": ratio}
+                "beta_learned": float(beta0[0, l]), "condition_ratio": ratio, **({"note": note} if note else {})}
         yield make(l + 1, image, label=f"CGPD-CSNet stage {l + 1}/{n_s}", extras=extras, info=info)
     if cache is not None:
         cache.put(n_s, x)
