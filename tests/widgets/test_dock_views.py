@@ -113,3 +113,48 @@ def test_controls_and_weights_follow_the_modality(dock, phantom):
     assert not ct_only.isHidden() and widget.mask_combo.isHidden() and not widget.views_spin.isHidden()
     widget.modality_combo.setCurrentIndex(widget.modality_combo.findData("dmri"))
     assert not widget.frames_combo.isHidden()
+
+
+def test_the_dock_keeps_its_width_and_compare_labels_and_rows_fit(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    frame = widget.parentWidget()  # napari's dock widget around ours
+    qtbot.wait(50)
+    before = frame.minimumSizeHint().width(), widget.sizeHint().width()
+    long_name = "a_mask_layer_named_after_its_folder_without_any_spaces_" * 3
+    viewer.add_image(np.ones((32, 32), np.float32), name=long_name)
+    widget.input_combo.setCurrentText("phantom")
+    widget.mask_layer_combo.setCurrentText(long_name)
+    qtbot.waitUntil(lambda: "does not match" in widget.realised_label.text(), timeout=3000)
+    widget._say("a long message " * 30 + long_name)
+    qtbot.wait(50)
+    assert (frame.minimumSizeHint().width(), widget.sizeHint().width()) == before
+    window, screen = viewer.window._qt_window, viewer.window._qt_window.screen().availableGeometry()
+    assert window.minimumSizeHint().height() <= screen.height()
+    widget.mask_layer_combo.setCurrentIndex(0)
+    viewer.canvas.size = (600, 250)  # a narrow canvas: panels narrower than a label's score line
+    _compare(qtbot, widget, ("zero-filled", "dummy-stages"))
+    panel_px = phantom.shape[1] * viewer.scene.camera.zoom
+    for caption in widget.panels.captions():  # no label runs into its neighbour's (~9 px a character)
+        assert max(len(line) for line in caption.splitlines()) * 9.0 <= panel_px, (caption, panel_px)
+    table = widget.table
+    rows = table.verticalHeader().defaultSectionSize()
+    assert table.minimumHeight() >= table.horizontalHeader().sizeHint().height() + 5 * rows
+
+
+def test_an_extra_maps_contrast_follows_the_stage_on_the_slider(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    widget.side_check.setChecked(True)
+    _run(qtbot, widget, "dummy-stages", steps=3, extra=True)  # map of stage k = 10^k × stage k's image
+    qtbot.waitUntil(lambda: len(widget.panels.captions()) == 4, timeout=2000)
+    [layer] = [l for l in viewer.layers if l.metadata.get(META_KEY, {}).get("kind") == "extra"]
+    axis = viewer.dims.ndim - layer.ndim
+    highs = []
+    for frame in range(3):
+        viewer.dims.set_current_step(axis, frame)
+        qtbot.wait(20)
+        highs.append(layer.contrast_limits[1])
+        expected = np.percentile(widget.shown.extras["map"].view[frame], 99)
+        assert highs[-1] == pytest.approx(expected, rel=1e-5)
+    assert highs[2] > 50 * highs[0]  # one range for all stages would leave stage 1 flat

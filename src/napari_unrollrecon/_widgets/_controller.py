@@ -668,6 +668,16 @@ def panel_layout(n: int, panel_hw: tuple, canvas_hw: tuple = (800, 800), label_p
     return offsets, label_h
 
 
+def fit_labels(captions: list[str], panel_px: float, char_px: float = 9.0) -> list[str]:
+    """Panel captions that fit a panel ``panel_px`` wide on screen (``char_px`` per character of
+    the 10-pt label font): long lines break at ' · ', what is still too long is cut with '…', so
+    the labels of neighbouring panels never run into each other."""
+    width = max(int(panel_px / char_px) - 1, 6)
+    lines = ([line if len(line) <= width else line[: width - 1] + "…"
+              for line in wrap(text, width).splitlines()] for text in captions)
+    return ["\n".join(line.strip() for line in text) for text in lines]
+
+
 def wrap(text: str, width: int = 72) -> str:
     """Break long overlay lines at ' · ' separators so they fit a narrow canvas."""
     out = []

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections import deque
 
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QSize, Qt, QTimer
 from superqt.utils import qdebounced
 from qtpy.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from napari_unrollrecon._widgets import _controller as C
 from napari_unrollrecon._widgets import _sections as S
 from napari_unrollrecon._widgets import _view as V
-from napari_unrollrecon._widgets._dock_common import _NONE, _AUTO_REF, _GENERATED, _mask_kinds
+from napari_unrollrecon._widgets._dock_common import (
+    _NONE, _AUTO_REF, _GENERATED, _DOCK_WIDTH, _DOCK_MIN_WIDTH, _mask_kinds,
+)
 from napari_unrollrecon._widgets._dock_compare import CompareMixin
 from napari_unrollrecon._widgets._dock_inputs import InputsMixin
 from napari_unrollrecon._widgets._dock_run import RunMixin
@@ -71,9 +73,22 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
         self._refresh_layers()
 
     # ================================================================== UI
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """A stable width, whatever the texts and layer names (they wrap or are cut)."""
+        return QSize(_DOCK_WIDTH, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """Small: the sections scroll, so the dock never makes the window outgrow the screen."""
+        return QSize(_DOCK_MIN_WIDTH, 200)
+
     def _build_ui(self) -> None:
-        """Compose the parts (:mod:`._sections`) and expose their controls under short names."""
-        root = QVBoxLayout(self)
+        """Compose the parts (:mod:`._sections`) in a vertically scrolling area and expose their
+        controls under short names."""
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        body = QWidget()
+        outer.addWidget(S.scrolling(body))
+        root = QVBoxLayout(body)
         root.setContentsMargins(4, 4, 4, 4)
         self.input_box = S.InputSection()
         self.sampling_box = S.SamplingSection(_mask_kinds())
@@ -90,6 +105,9 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
                 if not name.startswith("_") and isinstance(value, QWidget):
                     setattr(self, name, value)
         self.sampling_form = self.sampling_box.form
+        for combo in self.findChildren(QComboBox):  # a long layer name must not widen the dock
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
 
         self.input_combo.currentIndexChanged.connect(self._input_changed)
         self.kind_combo.currentIndexChanged.connect(self._input_changed)

@@ -10,6 +10,8 @@ _KIND_CHOICES = ("auto", "image", "kspace", "sinogram")
 _MASK_KINDS_FALLBACK = ("cartesian", "equispaced", "radial", "random", "gaussian", "poisson")
 _PBAR_DELAY_MS = 700  # runs shorter than this get no progress bar (creating one stalls ~0.1 s)
 _FORM_MIN_HEIGHT = 56  # px: about two rows
+_DOCK_WIDTH = 430  # px: the dock's width (texts wrap, combo boxes cut long layer names)
+_DOCK_MIN_WIDTH = 320
 _FORM_MAX_HEIGHT = 260  # long parameter lists scroll instead of pushing Run off screen
 #: every character our canvas texts use: vispy renders a glyph the first time it is drawn
 #: (~10 ms each with software OpenGL), so they are drawn once, invisibly, when the dock opens

@@ -18,6 +18,7 @@ from napari_unrollrecon._widgets._dock_common import (
     _FORM_MAX_HEIGHT,
     _GLYPHS,
     _notify,
+    _short,
     _EmptySpec,
 )
 
@@ -225,7 +226,7 @@ class InputsMixin:
         """(the mask layer's array as stored, its name), or (None, "") for a generated mask: the
         stored array goes to the engine, which detects its layout exactly like a mask file's."""
         layer = self._layer(self.mask_layer_combo.currentText())
-        return (None, "") if layer is None else (np.asarray(layer.data), f"mask layer '{layer.name}'")
+        return (None, "") if layer is None else (np.asarray(layer.data), f"mask layer '{_short(layer.name)}'")
 
     def _prepare_fn(self, data, settings):
         mask, name = self._mask_source()

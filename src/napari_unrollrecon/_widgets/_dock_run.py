@@ -200,6 +200,7 @@ class RunMixin:
         """The user scrubbed the stage slider: say which stage that frame is."""
         if not self._busy and self.shown is not None:
             self._caption()
+            self.shown.follow_slider()
 
     def _progress_text(self, spec, u) -> str:
         text = f"{spec.title}: {u.label or f'stage {u.stage}/{u.total}'}"

@@ -35,6 +35,20 @@ from napari_unrollrecon._widgets._params import ParamForm
 from napari_unrollrecon._widgets._plot import LivePlot
 
 
+_TABLE_ROWS = 5  # Compare table rows visible without scrolling
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless area that scrolls vertically and never horizontally (the
+    widget takes the area's width, so it cannot widen the dock)."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
+
+
 class InputSection(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Input", parent)
@@ -126,11 +140,7 @@ class MethodSection(QGroupBox):
         self.method_info.setStyleSheet("color: #9aa;")
         v.addWidget(self.method_info)
         self.param_form = ParamForm()
-        self.param_scroll = QScrollArea()
-        self.param_scroll.setWidgetResizable(True)
-        self.param_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.param_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.param_scroll.setWidget(self.param_form)
+        self.param_scroll = scrolling(self.param_form)
         v.addWidget(self.param_scroll)
         self.run_bar = RunBar()
         v.addWidget(self.run_bar)
@@ -151,12 +161,14 @@ class ResultsTabs(QTabWidget):
         cv = QVBoxLayout(cmp_tab)
         cv.setContentsMargins(2, 2, 2, 2)
         self.compare_list = QListWidget()
-        self.compare_list.setMaximumHeight(90)
+        self.compare_list.setMaximumHeight(72)
         self.compare_button = QPushButton("Compare checked methods side by side")
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["method", "PSNR dB", "SSIM", "time s"])
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
+        rows = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + _TABLE_ROWS * rows + 4)
         cv.addWidget(self.compare_list)
         cv.addWidget(self.compare_button)
         cv.addWidget(self.table)

@@ -22,6 +22,7 @@ from napari_unrollrecon._widgets import _controller as C
 LABELS_NAME = "panel labels"
 ERROR_CONTRAST = 0.2  # |error| layers show 0 .. 20% of the reference range
 LABEL_PX = 52.0  # height of a panel's label strip on screen (two lines of 10 pt text)
+LINE_PX = 23.0  # one more line of label text
 #: Extra maps with a colour map of their own (the posterior std must not look like an |error|).
 EXTRA_COLORMAPS = {"std": "viridis"}
 #: Panel captions of known extra maps.
@@ -200,10 +201,25 @@ class ResultView:
         if not _alive(self.viewer, layer) or extra is None or not len(extra) or not layer.visible:
             return
         layer.data = extra.view
+        self._extra_contrast(key)
+
+    def _extra_contrast(self, key: str) -> None:
+        """An extra map's contrast follows the frame the slider shows (1st-99th percentile of that
+        stage: e_ℓ and early sampler stages differ by orders of magnitude between stages), until
+        the user sets it."""
+        layer, extra = self.extra_layers.get(key), self.extras.get(key)
+        if not _alive(self.viewer, layer) or extra is None or not len(extra) or not layer.visible:
+            return
         if np.allclose(layer.contrast_limits, layer.metadata.get("auto_limits", layer.contrast_limits)):
-            # not touched by the user: follow the newest frame (early sampler stages are far noisier)
-            layer.contrast_limits = _robust_limits(extra.view[-1])
+            limits = _robust_limits(extra.view[min(self.viewed_frame(), len(extra) - 1)])
+            if not np.allclose(limits, layer.contrast_limits):
+                layer.contrast_limits = limits
             layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
+
+    def follow_slider(self) -> None:
+        """The slider moved: per-stage contrast of the visible extra maps."""
+        for key in self.extra_layers:
+            self._extra_contrast(key)
 
     def refresh(self, limits_key, reference) -> bool:
         """Show the stack's frames; the slider follows the newest frame unless the user scrubbed
@@ -303,8 +319,7 @@ class Panels:
         (e.g. a method still running). ``reserve_px`` keeps room under the panels for the canvas
         overlay."""
         viewer = self.viewer
-        canvas_hw = tuple(getattr(viewer.canvas, "size", (800, 800)))
-        offsets, label_h = C.panel_layout(len(entries), panel_hw, canvas_hw, label_px=LABEL_PX, reserve_px=reserve_px)
+        offsets, label_h, texts = self._layout([c for _, c in entries], panel_hw, reserve_px)
         self.layers = []
         for (layer, _), yx in zip(entries, offsets):
             if layer is not None and _alive(viewer, layer):
@@ -317,9 +332,24 @@ class Panels:
         bottom = max(y for y, _ in offsets) + h
         right = max(x for _, x in offsets) + w
         pos += [(bottom + reserve_px * label_h / LABEL_PX, 0.0), (bottom, right)]  # extent: overlay room, right edge
-        self._labels(np.array(pos, float), [c for _, c in entries] + ["", ""])
+        self._labels(np.array(pos, float), texts + ["", ""])
         if fit:
             self.fit((-label_h, 0.0), (pos[-2][0], right))
+
+    def _layout(self, captions: list[str], panel_hw: tuple, reserve_px: float):
+        """Panel offsets, the label strip's height (world units) and the captions fitted to a
+        panel's width on screen; the strip grows by a line where a caption needs more than two."""
+        canvas_hw = tuple(getattr(self.viewer.canvas, "size", (800, 800)))
+        label_px = LABEL_PX
+        for _ in range(3):
+            offsets, label_h = C.panel_layout(len(captions), panel_hw, canvas_hw, label_px=label_px,
+                                              reserve_px=reserve_px)
+            texts = C.fit_labels(captions, float(panel_hw[1]) * label_px / label_h)
+            need = LABEL_PX + LINE_PX * (max(t.count("\n") for t in texts) - 1)
+            if need <= label_px:
+                break
+            label_px = need
+        return offsets, label_h, texts
 
     def fit(self, top_left: tuple, bottom_right: tuple, margin: float = 0.02) -> None:
         """Centre the camera on a world rectangle and zoom to fit it (``reset_view(layers=...)``
