@@ -129,6 +129,9 @@ def test_the_dock_keeps_its_width_and_compare_labels_and_rows_fit(dock, qtbot, p
     widget._say("a long message " * 30 + long_name)
     qtbot.wait(50)
     assert (frame.minimumSizeHint().width(), widget.sizeHint().width()) == before
+    for method in ("cgpd-csnet", "gdunet", "tv"):  # the sections fit the dock's width (nothing is cut)
+        widget.method_combo.setCurrentIndex(widget.method_combo.findData(method))
+        assert widget.body_scroll.widget().minimumSizeHint().width() <= before[1] - 20, method
     window, screen = viewer.window._qt_window, viewer.window._qt_window.screen().availableGeometry()
     assert window.minimumSizeHint().height() <= screen.height()
     widget.mask_layer_combo.setCurrentIndex(0)

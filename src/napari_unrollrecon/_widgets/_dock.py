@@ -87,7 +87,8 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         body = QWidget()
-        outer.addWidget(S.scrolling(body))
+        self.body_scroll = S.scrolling(body)
+        outer.addWidget(self.body_scroll)
         root = QVBoxLayout(body)
         root.setContentsMargins(4, 4, 4, 4)
         self.input_box = S.InputSection()
@@ -107,7 +108,7 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
         self.sampling_form = self.sampling_box.form
         for combo in self.findChildren(QComboBox):  # a long layer name must not widen the dock
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
+            combo.setMinimumContentsLength(4 if combo is self.device_combo else 8)
 
         self.input_combo.currentIndexChanged.connect(self._input_changed)
         self.kind_combo.currentIndexChanged.connect(self._input_changed)

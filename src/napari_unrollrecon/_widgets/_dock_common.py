@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 _NONE = "(none)"
 _AUTO_REF = "(input image = ground truth)"
@@ -36,6 +38,15 @@ def _notify(message: str, error: bool = True) -> None:
     from napari.utils.notifications import show_error, show_info
 
     (show_error if error else show_info)(message)
+
+
+_LONG_TOKEN = re.compile(r"\S{25,}")
+
+
+def _breakable(text: str, n: int = 24) -> str:
+    """Zero-width spaces every ``n`` characters of long unbroken tokens (paths, layer names): a
+    word-wrapped label can then break them instead of widening the dock."""
+    return _LONG_TOKEN.sub(lambda m: "\u200b".join(m[0][i:i + n] for i in range(0, len(m[0]), n)), text)
 
 
 def _short(name: str, n: int = 34) -> str:

@@ -19,6 +19,7 @@ from napari_unrollrecon._widgets._dock_common import (
     _GLYPHS,
     _notify,
     _short,
+    _breakable,
     _EmptySpec,
 )
 
@@ -156,7 +157,7 @@ class InputsMixin:
             notes.append(f"defaults for {C.MODALITIES.get(self._modality, self._modality)}")
         if notes:
             info += "\n" + " · ".join(notes)
-        self.method_info.setText(info.strip())
+        self.method_info.setText(_breakable(info.strip()))
 
     def _fit_form(self) -> None:
         """Size the scroll area to the form, up to a cap (long forms scroll). Also once more after
@@ -247,14 +248,14 @@ class InputsMixin:
     def report(self, message: str, error: bool = True) -> None:
         colour = "#ff8a80" if error else "#c5e1a5"
         self.status.setStyleSheet(f"color: {colour};")
-        self.status.setText(message)
+        self.status.setText(_breakable(message))
         if error:
             _notify(message)
 
     def _say(self, message: str) -> None:
         if self.status.styleSheet():
             self.status.setStyleSheet("")
-        self.status.setText(message)
+        self.status.setText(_breakable(message))
 
     def _warm_glyphs(self) -> None:
         """Draw every glyph our texts use once, transparent, while the dock opens: a glyph drawn
@@ -301,7 +302,7 @@ class InputsMixin:
             shape = C.layer_array(layer.data, layer.metadata).shape
             mask, desc = C.make_mask(settings, shape, *self._mask_source())
         except (ValueError, ImportError) as exc:
-            self.realised_label.setText(f"mask: {exc}")
+            self.realised_label.setText(_breakable(f"mask: {exc}"))
             return
         ratio = float(np.mean(mask != 0))
         self.realised_label.setText(f"realised ratio {ratio:.3f} (acceleration ×{1 / max(ratio, 1e-9):.1f})"

@@ -45,6 +45,7 @@ class ParamForm(QWidget):
     def __init__(self, spec=None, values: dict | None = None, parent=None):
         super().__init__(parent)
         self.layout_ = QFormLayout(self)
+        self.layout_.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # long labels do not widen the dock
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.controls: dict[str, tuple[object, QWidget]] = {}
         self.spec = None
