@@ -253,7 +253,8 @@ class RunMixin:
             info.update({k: v for k, v in outcome.prepared.meta.items() if k not in info.get("settings", {})})
             info["problem"] = dict(outcome.prepared.meta)
             view.ensure_error_layer(visible=self.side_check.isChecked())
-        text = f"✓ {a.spec.title} on '{a.source}': {result.stages} stages in {result.seconds:.2f} s"
+        stages = f"{result.stages} stage{'s' * (result.stages != 1)}"
+        text = f"✓ {a.spec.title} on '{a.source}': {stages} in {result.seconds:.2f} s"
         if result.metrics:
             text += f" · PSNR {result.metrics['psnr']:.2f} dB · SSIM {result.metrics.get('ssim', float('nan')):.3f}"
         if a.first_frame is not None:
