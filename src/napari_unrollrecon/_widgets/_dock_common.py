@@ -40,10 +40,10 @@ def _notify(message: str, error: bool = True) -> None:
     (show_error if error else show_info)(message)
 
 
-_LONG_TOKEN = re.compile(r"\S{25,}")
+_LONG_TOKEN = re.compile(r"\S{48,}")  # longer than a line of the dock
 
 
-def _breakable(text: str, n: int = 24) -> str:
+def _breakable(text: str, n: int = 40) -> str:
     """Zero-width spaces every ``n`` characters of long unbroken tokens (paths, layer names): a
     word-wrapped label can then break them instead of widening the dock."""
     return _LONG_TOKEN.sub(lambda m: "\u200b".join(m[0][i:i + n] for i in range(0, len(m[0]), n)), text)
