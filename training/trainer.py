@@ -125,8 +125,13 @@ class _Run:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, self.t)
         self.opt.step()
+        hook = self.method.training.after_step
+        if hook is not None:
+            hook(unwrap(self.model), self.model_cfg)
         if self.ema is not None:  # warm-up: the average forgets the random initial weights quickly
             _ema_update(self.ema, self.model, min(self.t["ema"], (1 + self.step) / (10 + self.step)))
+            if hook is not None:
+                hook(self.ema, self.model_cfg)
         return float(loss.detach()), logs or {}
 
     def _exported(self) -> torch.nn.Module:

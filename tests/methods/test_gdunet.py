@@ -70,6 +70,35 @@ def test_frame_is_tight_at_initialisation_and_synthesis_is_the_adjoint():
     assert float(frame.penalty()) > 1e-3  # the loss term sees a frame that drifts
 
 
+@torch.no_grad()
+def test_frame_bounds_and_projection_restore_a_tight_frame():
+    torch.manual_seed(1)
+    frame = G.TightFrame(11).double()
+    lo, hi = frame.bounds()
+    assert lo == pytest.approx(1, abs=1e-6) and hi == pytest.approx(1, abs=1e-6)
+    frame.weight.add_(0.05 * torch.randn_like(frame.weight))
+    lo, hi = frame.bounds()
+    assert hi > 1.05  # the bound sees the drift ...
+    x = torch.rand(1, 1, 33, 33, dtype=torch.float64)
+    circular = G.TightFrame(11, padding="circular").double()
+    circular.weight.copy_(frame.weight)  # ... and is the true spectrum of WᵀW (circular padding)
+    ratio = float(circular.synthesis(circular.analysis(x)).norm() / x.norm())
+    assert lo - 1e-6 <= ratio <= hi + 1e-6  # ‖WᵀWx‖ / ‖x‖ lies between the bounds
+    frame.project()
+    lo, hi = frame.bounds()
+    assert lo == pytest.approx(1, abs=1e-6) and hi == pytest.approx(1, abs=1e-6) and float(frame.penalty()) < 1e-9
+
+
+def test_training_hook_projects_the_frame_only_when_asked():
+    model = tiny_model("mri")
+    with torch.no_grad():
+        model.frame.weight.mul_(1.3)
+    G.after_step(model, {"project_frame": False})
+    assert model.frame.bounds()[1] > 1.5
+    G.after_step(model, {"project_frame": True})
+    assert model.frame.bounds()[1] == pytest.approx(1, abs=1e-5)
+
+
 @pytest.mark.parametrize("size", [3, 5])
 def test_frame_gradients_match_finite_differences(size):
     """The GEMM/col2im autograd functions against numerical gradients (small frames)."""

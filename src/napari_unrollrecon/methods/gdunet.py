@@ -185,6 +185,21 @@ class TightFrame(nn.Module):
         full = _Scatter.apply(coeffs.reshape(b * c, k, h, w), self.weight).div(self.size)
         return _pad_adjoint(full, self.pad, self.padding).reshape(b, c, h, w)
 
+    @torch.no_grad()
+    def project(self) -> None:
+        """Snap the filters to the nearest orthonormal basis (polar factor UVᵀ of B = UΣVᵀ): the
+        frame is then exactly tight, WᵀW = I (circular padding), so x ↦ Wᵀsoft(Wx, ε) is 1-Lipschitz."""
+        b = self.weight.reshape(self.n_filters, -1).double()
+        u, _, vh = torch.linalg.svd(b)
+        self.weight.copy_((u @ vh).reshape(self.weight.shape).to(self.weight.dtype))
+
+    @torch.no_grad()
+    def bounds(self, grid: int = 64) -> tuple[float, float]:
+        """Frame bounds (λmin, λmax) of WᵀW with circular padding: the extremes over frequencies ω
+        of Σ_k |b̂_k(ω)|² / size² (WᵀW is then a convolution), on a ``grid``² frequency grid."""
+        spec = torch.fft.fft2(self.weight.double().squeeze(1), s=(grid, grid)).abs().pow(2).sum(0) / self.size**2
+        return float(spec.min()), float(spec.max())
+
     def penalty(self) -> torch.Tensor:
         """‖BBᵀ − I‖²_F: zero exactly when the filters stay an orthonormal basis (tight frame)."""
         b = self.weight.reshape(self.n_filters, -1)
@@ -478,8 +493,15 @@ def predict(model: GDUNet, batch: dict) -> torch.Tensor:
     return model(batch["y"], _data(batch))[-1]
 
 
+def after_step(model: GDUNet, config: dict) -> None:
+    """Config ``project_frame``: re-orthonormalise the frame after every optimiser step, so the
+    tight frame (and the paper's Lipschitz bound) holds exactly, not only as a penalty."""
+    if config.get("project_frame"):
+        learned.unwrap(model).frame.project()
+
+
 TRAINING = learned.TrainingSpec(build_model=build_model, make_batch=make_batch, loss=loss, predict=predict,
-                                configs=CONFIGS)
+                                configs=CONFIGS, after_step=after_step)
 STORE = learned.ModelStore(NAME, build_model, GDUNet)
 
 

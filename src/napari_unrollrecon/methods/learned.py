@@ -72,6 +72,9 @@ class TrainingSpec:
     loss: Callable[..., tuple]
     predict: Callable[..., torch.Tensor]
     configs: dict = field(default_factory=dict)
+    #: ``after_step(model, config)``, called after every optimiser step (and on the EMA copy):
+    #: e.g. a projection that keeps a constraint exactly (GDUNet's tight frame).
+    after_step: Callable[[torch.nn.Module, dict], None] | None = None
 
 
 def learned_spec(name: str, title: str, modalities: tuple, params: tuple, **kw):
