@@ -14,3 +14,11 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"shared datasets not found at {root}; set UNROLLRECON_DATA")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ct_cache_dir(tmp_path_factory):
+    """CT projectors built by tests go to a temporary cache, never the user's (physics/ct_cache)."""
+    if "UNROLLRECON_CT_CACHE" not in os.environ:
+        os.environ["UNROLLRECON_CT_CACHE"] = str(tmp_path_factory.mktemp("ct-cache"))
+    yield

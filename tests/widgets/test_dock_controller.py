@@ -86,6 +86,22 @@ def test_drive_streams_metrics_and_returns_outcome(dummy_method, phantom):
     assert abs(outcome.prepared.meta["realised_ratio"] - 0.3) < 0.05
 
 
+def test_drive_yields_notices_while_preparing(dummy_method, phantom):
+    """A slow preparation (a CT projector's first build) is announced before stage 1 (issue 13.6)."""
+    from napari_unrollrecon.engine.notices import Notice
+    from napari_unrollrecon.physics.notices import announce
+
+    prepared = C.build_problem(phantom, C.RunSettings(modality="mri", kind="image"))
+
+    def prep():
+        announce("building the CT projector for 180 views at 512² (first use; kept for next time)…")
+        return prepared
+
+    items, outcome = collect(C.drive(dummy_method, prep, {"steps": 2}), stage=lambda item: None)
+    assert items[0] == Notice("building the CT projector for 180 views at 512² (first use; kept for next time)…")
+    assert [f.update.stage for f in items[1:]] == [1, 2] and outcome.error is None
+
+
 def test_drive_forwards_live_changes(dummy_method, phantom):
     settings = C.RunSettings(modality="mri", kind="image")
     prepared = C.build_problem(phantom, settings)

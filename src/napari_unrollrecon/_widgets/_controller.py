@@ -257,6 +257,7 @@ def build_problem(data: np.ndarray, settings: RunSettings, mask: np.ndarray | No
                                                device=device, noise=settings.noise, seed=settings.seed)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    getattr(problem.operator, "build", lambda: None)()  # a CT projector's slow first use, announced here
     meta.update({("mask_source" if k == "mask" else k): v for k, v in desc.items()})  # "mask" is the array
     if settings.modality == "ct":
         return Prepared(problem, None, meta)
@@ -328,18 +329,20 @@ class Job:
 
 def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, reference=None,
           cache=None, start: int = 0, throttle: Throttle | None = None, convention: str = "range"):
-    """Worker generator: build the problem, stream the method, yield :class:`Frame` s.
+    """Worker generator: build the problem, stream the method, yield :class:`Frame` s (and, while
+    the problem is built, a :class:`~napari_unrollrecon.engine.notices.Notice` for each slow step).
 
     ``send`` a dict of live parameter changes; it reaches the method at its next stage.
     Returns an :class:`Outcome` (``StopIteration.value``).
     """
+    from napari_unrollrecon.engine.notices import with_notices
     from napari_unrollrecon.engine.stream import relay, stream
     from napari_unrollrecon.methods.base import StageCache
 
     throttle = throttle or Throttle()
     prepared = None
     try:
-        prepared = prepare() if callable(prepare) else prepare
+        prepared = (yield from with_notices(prepare)) if callable(prepare) else prepare
         if cache is None and spec.resumable:
             cache = StageCache()
         gen = stream(spec, prepared.problem, params, reference=reference, convention=convention, cache=cache,
@@ -352,11 +355,13 @@ def drive(spec, prepare: Callable[[], Prepared] | Prepared, params: dict, refere
 
 def drive_many(specs_params: list, prepare: Callable[[], Prepared], reference=None):
     """Compare: run several (spec, params) on one problem; yields Frames and, per method, an Outcome."""
+    from napari_unrollrecon.engine.notices import with_notices
+
     prepared = None
     for spec, params in specs_params:
         if prepared is None:
             try:
-                prepared = prepare()
+                prepared = yield from with_notices(prepare)
             except Exception as exc:  # noqa: BLE001
                 yield Outcome(error=friendly(exc, "building the problem"), method=spec.name)
                 return

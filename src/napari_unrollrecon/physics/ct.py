@@ -31,7 +31,10 @@ Two backends compute the same model:
   and are applied to the image and its rotation as two columns. Matrices are cached
   module-wide (least recently used first out, :data:`SPARSE_CACHE_BYTES`), so operators of the
   same geometry share them. Float32, both directions: 67 MB at 256², 60 views; 0.8 GB at 512²,
-  180 views (1.6 GB if no view had a +90° partner). Geometries whose matrices would exceed
+  180 views (1.6 GB if no view had a +90° partner). A build that took ≥ 0.5 s is also saved on
+  disk (:mod:`.ct_cache`, a user cache folder keyed by geometry), so later processes load it
+  (512², 180 views: ~7 s to build on one idle core, ~0.1 s to load from the page cache); a
+  build or load of large matrices is announced (:mod:`.notices`) for a GUI's status line. Geometries whose matrices would exceed
   :data:`SPARSE_MAX_BYTES` use the grid backend. Weights are those of the grid backend and of
   skimage to rounding (relative 1e-15 in float64, 2e-7 in float32).
 * ``"grid"``: matrix-free rotate-and-sum with ``grid_sample`` for ``A`` and its native backward
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -61,6 +65,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_unrollrecon.physics import ct_cache
+from napari_unrollrecon.physics.notices import announce
 from napari_unrollrecon.physics.operator import LinearOperator
 
 FBP_FILTERS = ("ramp", "shepp-logan", "cosine", "hann")
@@ -72,6 +78,7 @@ SPARSE_MAX_BYTES = 2 * 2**30
 SPARSE_CACHE_BYTES = 2 * 2**30
 _NNZ_PER_PIXEL_VIEW = 2.3  # measured 2.20-2.22 at 48²…512²; used only to estimate memory
 _BUILD_ELEMS = 2**21  # candidate weights evaluated per chunk while building
+_ANNOUNCE_BYTES = 32 * 2**20  # matrices this large take about a second or more: say so (notices)
 
 # Grid backend working-set and cache budgets (elements / bytes); 512² × 180 views fits easily.
 _CHUNK_ELEMS = 2**24
@@ -656,14 +663,8 @@ class RadonOperator(LinearOperator):
 
     def _build_sparse(self, dtype) -> _SparseProjector:
         base, partner, single = _pair_views(self.angles)
-        theta = np.deg2rad(self.angles)
+        pair, alone = self._stored_or_built(dtype, base, single)
         c, n = self.image_size // 2, self.image_size
-        geometry = (self.n_detectors, self._n_samples, dtype, self.device)
-        pair = alone = None
-        if len(base):
-            pair = _ray_matrices(np.cos(theta[base]), np.sin(theta[base]), 2 * c + 1, c, *geometry)
-        if len(single):
-            alone = _ray_matrices(np.cos(theta[single]), np.sin(theta[single]), n, c, *geometry)
         canvas_src, image_pos = _canvas_maps(n, c)
         bins = np.arange(self.n_detectors)
         pair_rows = np.stack([base, partner], axis=-1)  # (Vb, 2) sinogram views
@@ -682,6 +683,42 @@ class RadonOperator(LinearOperator):
             pair_views=pair_views, single=single)
         index = {k: torch.as_tensor(v, dtype=torch.int64, device=self.device) for k, v in index.items()}
         return _SparseProjector(pair=pair, alone=alone, **index)
+
+    def _stored_or_built(self, dtype, base, single):
+        """``(pair, alone)`` matrices from the disk cache (:mod:`.ct_cache`), else built (and
+        saved when the build was slow); either is announced (:mod:`.notices`)."""
+        name = ct_cache.geometry_key(self.image_size, self.n_detectors, self._n_samples, self.angles, dtype)
+        what = f"the CT projector for {self.n_views} views at {self.image_size}²"
+        say = announce if self.sparse_bytes_estimate(dtype) >= _ANNOUNCE_BYTES else (lambda text: None)
+        if ct_cache.stored(name):
+            say(f"loading {what} from the cache…")
+            found = ct_cache.load(name, self.device)
+            if found is not None:
+                return found["pair"], found["alone"]
+        say(f"building {what} (first use; kept for next time)…")
+        t0 = time.perf_counter()
+        pair, alone = self._build_matrices(dtype, base, single)
+        if time.perf_counter() - t0 >= ct_cache.MIN_SECONDS:
+            ct_cache.save(name, {"pair": pair, "alone": alone})
+        return pair, alone
+
+    def _build_matrices(self, dtype, base, single):
+        """CSR ``(A, Aᵀ)`` of the base views on the canvas and of the single views on the image."""
+        theta = np.deg2rad(self.angles)
+        c, n = self.image_size // 2, self.image_size
+        geometry = (self.n_detectors, self._n_samples, dtype, self.device)
+        pair = alone = None
+        if len(base):
+            pair = _ray_matrices(np.cos(theta[base]), np.sin(theta[base]), 2 * c + 1, c, *geometry)
+        if len(single):
+            alone = _ray_matrices(np.cos(theta[single]), np.sin(theta[single]), n, c, *geometry)
+        return pair, alone
+
+    def build(self, dtype=torch.float32) -> None:
+        """Make the sparse matrices now (load or build; no-op for the grid backend), so a slow
+        first use happens where the caller can report it rather than inside a method's stage."""
+        if self.backend == "sparse":
+            self._matrices(dtype)
 
     def _project_sparse(self, x: torch.Tensor) -> torch.Tensor:
         mats = self._matrices(x.dtype)
