@@ -275,3 +275,31 @@ def test_bench_constant_reference_and_bad_ratios(tmp_path, capsys):
 def test_debug_shows_the_traceback(small, tmp_path):
     with pytest.raises(ValueError, match="number of views"):
         main(["recon", str(small), "-o", str(tmp_path / "o.npy"), "--method", "fbp", "--views", "0", "--debug"])
+
+
+@pytest.mark.parametrize("ext", [".gif", ".mp4"])
+def test_recon_trajectory_end_to_end(tmp_path, capsys, ext):
+    from napari_unrollrecon.engine import export
+
+    x = phantoms.ct_phantom(32)
+    np.save(tmp_path / "ct.npy", x)
+    traj = tmp_path / f"run{ext}"
+    assert main(["recon", str(tmp_path / "ct.npy"), "-o", str(tmp_path / "rec.npy"), "--method", "tv",
+                 "--views", "20", "--param", "iterations=6", "--reference", str(tmp_path / "ct.npy"),
+                 "--trajectory", str(traj), "--fps", "8"]) == 0
+    assert f"wrote {traj}: 6 stages" in capsys.readouterr().err
+    frames = export.read_frames(traj)
+    assert len(frames) == 6 and frames.shape[-1] == 3
+    assert (frames[0, :14] > 200).any()  # the caption
+
+
+@pytest.mark.parametrize("name,message", [("out/run.avi", "use a .gif or .mp4 file name"),
+                                           ("in/run.gif", "would be written into the input folder")])
+def test_recon_trajectory_bad_path_one_line(tmp_path, capsys, name, message):
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "ct.npy", phantoms.ct_phantom(32))
+    code = main(["recon", str(tmp_path / "in"), "-o", str(tmp_path / "rec.npy"), "--method", "fbp",
+                 "--trajectory", str(tmp_path / name), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "rec.npy").exists()  # refused before running

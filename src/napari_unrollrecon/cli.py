@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="method parameter, repeatable (e.g. --param lam=0.01 --param iterations=200)")
     r.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    r.add_argument("--trajectory", default=None, metavar="FILE.gif|FILE.mp4",
+                   help="also save the stage stack (of the first input slice) as an animated GIF or MP4 with "
+                        "method, stage and PSNR (with --reference) burnt in; at most 120 evenly spread stages")
+    r.add_argument("--fps", type=float, default=4.0, help="frames per second of --trajectory (default 4)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     m = sub.add_parser("mask", help="make, preview and save a sampling mask")
@@ -218,6 +222,13 @@ def cmd_recon(args) -> int:
         params["weights"] = args.weights
     device = pick_device(args.device)
     io.check_output(args.output, [args.input, args.reference, args.mask_file, args.weights])
+    if args.trajectory:
+        from napari_unrollrecon.engine import export
+
+        export.check_path(args.trajectory, [args.input, args.reference, args.mask_file, args.weights])
+        if not (args.fps > 0 and np.isfinite(args.fps)):
+            raise CLIError(f"--fps must be positive, got {args.fps}")
+    recorder = None
     loaded = _inputs(args)
     modality = infer_modality(spec.modalities, loaded[0].kind, loaded[0].data.ndim, args.views, args.modality)
     if modality not in spec.modalities:
@@ -241,9 +252,13 @@ def cmd_recon(args) -> int:
         gen = stream(spec, problem, params, reference=ref, convention=args.metric_convention, ssim_every=10**9,
                      throttle=Throttle(max_rate=10, keep_all=0))
         bar = None
+        if args.trajectory and i == 0:
+            recorder = export.Recorder(spec.name, ref, args.metric_convention)
         try:
             while True:
                 u = next(gen)
+                if recorder is not None and i == 0:
+                    recorder.add(u)
                 if bar is None:
                     bar = _progress(u.total, f"{spec.name} {i + 1}/{len(items)}", args.quiet)
                 bar.update(1)
@@ -277,7 +292,18 @@ def cmd_recon(args) -> int:
     path = io.write(args.output, np.stack(outputs), meta, extra=extra)
     if not args.quiet:
         print(f"wrote {path} {np.stack(outputs).shape}", file=sys.stderr)
+    if recorder is not None:
+        _write_trajectory(args, recorder, len(items))
     return 0
+
+
+def _write_trajectory(args, recorder, n_items: int) -> None:
+    from napari_unrollrecon.engine import export
+
+    path = export.write_trajectory(args.trajectory, recorder.panel(), fps=args.fps)
+    if not args.quiet:
+        which = f" (the first of {n_items} slices)" if n_items > 1 else ""
+        print(f"wrote {path}: {len(recorder.frames)} stages{which}", file=sys.stderr)
 
 
 def cmd_mask(args) -> int:
@@ -377,13 +403,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(stop.code or 0)
     from napari_unrollrecon.engine import memory
     from napari_unrollrecon.engine.io import UnusableFileError
+    from napari_unrollrecon.physics.notices import listening
 
     debug, saved = getattr(args, "debug", False), os.environ.get(memory.ENV)
     try:
         if getattr(args, "memory_limit", None) is not None:
             memory.parse_size(args.memory_limit)  # a bad size is refused before anything runs
             os.environ[memory.ENV] = args.memory_limit  # for this command only (main may be called in-process)
-        return COMMANDS[args.command](args)
+        with listening(lambda text: None if getattr(args, "quiet", False) else print(text, file=sys.stderr)):
+            return COMMANDS[args.command](args)  # slow steps (a CT projector's first build) say so
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

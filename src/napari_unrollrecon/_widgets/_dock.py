@@ -26,11 +26,12 @@ from napari_unrollrecon._widgets._dock_common import (
     _NONE, _AUTO_REF, _GENERATED, _DOCK_WIDTH, _DOCK_MIN_WIDTH, _mask_kinds,
 )
 from napari_unrollrecon._widgets._dock_compare import CompareMixin
+from napari_unrollrecon._widgets._dock_export import ExportMixin
 from napari_unrollrecon._widgets._dock_inputs import InputsMixin
 from napari_unrollrecon._widgets._dock_run import RunMixin
 
 
-class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
+class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
     """Dock widget: reconstruct the selected layer with any registered method, stage by stage."""
 
     def __init__(self, napari_viewer, parent=None):
@@ -66,6 +67,7 @@ class ReconWidget(InputsMixin, RunMixin, CompareMixin, QWidget):
         self._last_refresh = 0.0
 
         self._build_ui()
+        self._build_export()  # Export trajectory… (_dock_export)
         self._warm_glyphs()
         for ev in ("inserted", "removed", "moved"):
             getattr(self.viewer.layers.events, ev).connect(self._refresh_layers)

@@ -905,21 +905,22 @@ def atomic_write(path: Path, writer) -> Path:
     return path
 
 
-def check_writable(path) -> Path:
-    """The output path, if :func:`write` can write there: not a folder, a known extension."""
+def check_writable(path, exts: tuple = WRITE_EXTS) -> Path:
+    """The output path, if :func:`write` (or a writer of ``exts``) can write there: not a folder,
+    a known extension."""
     path = Path(path).expanduser()
     ext = path.suffix.lower()
     if path.is_dir():
-        raise ValueError(f"cannot write {path}: it is a folder; give a file name such as {path / 'out.npy'}")
-    if ext not in WRITE_EXTS:
-        raise ValueError(f"cannot write {path.name}: unknown extension {ext!r}; use one of {WRITE_EXTS}")
+        raise ValueError(f"cannot write {path}: it is a folder; give a file name such as {path / ('out' + exts[0])}")
+    if ext not in exts:
+        raise ValueError(f"cannot write {path.name}: unknown extension {ext!r}; use one of {exts}")
     return path
 
 
-def check_output(output, inputs) -> None:
-    """Check an output before a run: writable (:func:`check_writable`), not one of the inputs, not
-    in an input folder read in full (the next run would read it back as an input)."""
-    out = check_writable(output).resolve()
+def check_output(output, inputs, exts: tuple = WRITE_EXTS) -> None:
+    """Check an output before a run: writable (:func:`check_writable` with ``exts``), not one of
+    the inputs, not in an input folder read in full (the next run would read it back as an input)."""
+    out = check_writable(output, exts).resolve()
     for given in inputs:
         if given is None:
             continue
