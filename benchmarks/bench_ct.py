@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ct.py [--size 256] [--views 60] [--repeats 7] [--threads 2]
                                   [--backends sparse grid] [--no-skimage]
+    python benchmarks/bench_ct.py --cold-warm [--size 512 --views 180] [--image AAPM.npy]
 
 For each backend of :class:`RadonOperator` (``sparse``: precomputed CSR matrices, ``grid``: the
 matrix-free ``grid_sample`` path): ``A``, exact adjoint ``AH``, ``A + AH`` and ``A + FBP``
@@ -9,6 +10,11 @@ matrix-free ``grid_sample`` path): ``A``, exact adjoint ``AH``, ``A + AH`` and `
 ``iradon(filter_name=None)`` / ``iradon`` as the baseline. All in one process, the candidates
 interleaved repeat by repeat so a busy shared machine slows them alike; medians of ``--repeats``
 runs after one warm-up (which builds the matrices / grids). Prints a markdown table.
+
+``--cold-warm``: the sparse matrices' build on first use (an empty disk cache: build + save)
+against a later process's load from the disk cache (:mod:`napari_unrollrecon.physics.ct_cache`,
+in a temporary folder), and with ``--image`` the time from nothing to FBP's first stage (problem
+built from the image as the dock does it, then stage 1 with its residual) in both cases.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +45,52 @@ def interleaved_medians(fns: dict, repeats: int) -> dict:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def _first_stage(image, views) -> float:
+    """Seconds from nothing to FBP's first stage (with its residual), as the dock's worker does it."""
+    from napari_unrollrecon.engine import registry
+    from napari_unrollrecon.engine.pipeline import build_problem
+    from napari_unrollrecon.engine.stream import stream
+
+    t0 = time.perf_counter()
+    problem, _ = build_problem(image, "image", "ct", views=views)
+    problem.operator.build()
+    update = next(stream(registry.get("fbp"), problem, {}, reference=image))
+    update.residual
+    return time.perf_counter() - t0
+
+
+def _fresh(folder: str, empty: bool) -> None:
+    """As a new process: no matrices in memory; ``empty`` also empties the disk cache."""
+    from napari_unrollrecon.physics import ct
+
+    ct._SPARSE_CACHE.clear()
+    for p in Path(folder).iterdir() if empty else ():
+        p.unlink()
+
+
+def cold_warm(size: int, views: int, image_path: str | None = None) -> None:
+    """First use (empty disk cache: build + save) against a later use (load from the disk cache)."""
+    import os
+    import tempfile
+
+    from napari_unrollrecon.physics import ct_cache
+
+    image = None if image_path is None else np.load(image_path).astype(np.float32)
+    size = size if image is None else image.shape[-1]
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ[ct_cache.ENV_DIR] = folder
+        for case, empty in (("cold (build + save)", True), ("warm (disk cache)", False)):
+            _fresh(folder, empty)
+            t0 = time.perf_counter()
+            RadonOperator(size, n_views=views)._matrices(torch.float32)
+            line = f"{size}², {views} views, {case}: matrices {time.perf_counter() - t0:.2f} s"
+            if image is not None:
+                _fresh(folder, empty)
+                line += f", FBP first stage {_first_stage(image, views):.2f} s"
+            print(line)
+        print(f"cache file {sum(p.stat().st_size for p in Path(folder).iterdir()) / 2**20:.0f} MB")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256)
@@ -47,8 +100,12 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--backends", nargs="+", default=["sparse", "grid"], choices=["sparse", "grid"])
     ap.add_argument("--no-skimage", action="store_true", help="skip the scikit-image baseline")
+    ap.add_argument("--cold-warm", action="store_true", help="time the first build against a disk-cache load")
+    ap.add_argument("--image", default=None, help="--cold-warm: also time FBP's first stage on this 2D image")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.cold_warm:
+        return cold_warm(args.size, args.views, args.image)
 
     image = resize(shepp_logan_phantom(), (args.size, args.size), anti_aliasing=True)
     ops = {b: RadonOperator(args.size, n_views=args.views, device=args.device, backend=b)
