@@ -28,11 +28,12 @@ def stack_panels(title: str, stack, reference=None, with_error: bool = False) ->
     frames = np.stack([export.plane(f) for f in stack.buf[:n]])
     scores = [m.get("psnr") for m in stack.metrics]
     panels = [export.Panel(frames, [export.caption(title, s, stack.total, p) for s, p in zip(stack.stages, scores)])]
-    if with_error and reference is not None:
-        ref = export.plane(np.abs(reference)).astype(np.float32)
-        error = np.abs(frames - ref)
-        panels = [export.Panel(ref, "reference"), *panels,
-                  export.Panel(error, [f"|error| · stage {s}/{stack.total}" for s in stack.stages])]
+    if reference is not None:
+        ref = export.reference_panel(reference)
+        panels[0].limits = ref.limits  # the reference's grey scale, as on the canvas
+        if with_error:
+            error = np.abs(frames - ref.frames[0])
+            panels = [ref, *panels, export.Panel(error, [f"|error| · stage {s}/{stack.total}" for s in stack.stages])]
     return panels
 
 
@@ -75,7 +76,9 @@ class ExportMixin:
         if a is not None and a.compare and self._recorded_for is a and self._recorders:
             panels = [rec.panel() for rec in self._recorders.values()]
             if a.reference is not None:
-                panels.insert(0, export.Panel(export.plane(np.abs(a.reference)).astype(np.float32), "reference"))
+                panels.insert(0, export.reference_panel(a.reference))
+                for p in panels[1:]:
+                    p.limits = panels[0].limits
             return panels
         view = self.shown
         if view is None or view.stack is None or len(view.stack) == 0:

@@ -57,6 +57,13 @@ def caption(method: str, stage: int | None = None, total: int | None = None, psn
     return " · ".join(parts)
 
 
+def reference_panel(reference, text: str = "reference") -> Panel:
+    """A one-frame panel of the reference, its grey range its min…max (give it to the stage
+    panels beside it too, so they are shown on the same scale)."""
+    ref = plane(np.abs(np.asarray(reference))).astype(np.float32)
+    return Panel(ref, text, limits=(float(ref.min()), float(ref.max())))
+
+
 def plane(image: np.ndarray) -> np.ndarray:
     """The 2D image a trajectory shows: a cine's (T, H, W) gives its first frame."""
     image = np.asarray(image)
@@ -125,7 +132,8 @@ class Recorder:
     def panel(self) -> Panel:
         if not self.frames:
             raise ValueError(f"{self.method} produced no stage to export")
-        return Panel(np.stack(self.frames), self.captions)
+        limits = None if self.reference is None else reference_panel(self.reference).limits
+        return Panel(np.stack(self.frames), self.captions, limits=limits)
 
 
 # --------------------------------------------------------------------------- rendering
