@@ -117,3 +117,16 @@ def test_with_notices_reraises_and_says_when_slow():
     assert "preparing the problem" in next(gen).text
     with pytest.raises(ValueError, match="bad input"):
         next(gen)
+
+
+def test_fbp_of_the_same_sinogram_is_reused_but_never_stale():
+    op = RadonOperator(32, n_views=10, backend="grid")
+    y = op.A(torch.rand(32, 32))
+    first = op.fbp(y)
+    again = op.fbp(y)
+    assert torch.equal(first, again) and again is not first
+    again += 1  # a caller's in-place change does not reach the memo
+    assert torch.equal(op.fbp(y), first)
+    y.mul_(2)  # the sinogram changed in place: recomputed
+    assert torch.allclose(op.fbp(y), 2 * first, atol=1e-5)
+    assert not torch.equal(op.fbp(y, filter="hann"), op.fbp(y))
