@@ -5,6 +5,12 @@ plugins read ``*.h5`` too, so an HDF5 file is claimed only when it holds a datas
 (``kspace``, ``reconstruction*``, ``sino*``/``proj*``, ``image*``, ``mask*``). Complex data is
 shown as magnitude (log-magnitude for k-space) with the complex array kept in the layer's
 metadata, where the reconstruction dock finds it.
+
+Reader options: :func:`read_layers` takes the ``key`` (variable / dataset) and ``slice_index``
+that ``engine.io.read`` takes (the CLI's ``--key`` / ``--slice``); every layer records what it was
+read from under ``metadata["unrollrecon"]``: ``file``, ``key`` and ``slice`` (None = all), so the
+dock's file chooser (:mod:`._widgets._chooser`) can offer the file's other arrays and slices
+(``engine.io.list_arrays``).
 """
 
 from __future__ import annotations
@@ -59,25 +65,30 @@ def _sniff(p: Path, ext: str):
     return None if list_variables(p) else False
 
 
-def read_layers(path, key=None):
+def read_layers(path, key=None, slice_index=None):
     """Read ``path`` with ``engine.io`` and return napari LayerData tuples: one layer, or one per
     array of a .mat / .npz holding several (named ``file:array``), so the dock's data, reference and
-    mask choosers can pick among them."""
+    mask choosers can pick among them. ``key`` / ``slice_index`` choose one array / slice, as
+    ``engine.io.read`` (the name then says which: ``file:array [slice 3]``)."""
     from napari_unrollrecon.engine import io
 
     p = Path(path)
-    if key is None and p.suffix.lower() in (".mat", ".npz"):
+    if key is None and slice_index is None and p.suffix.lower() in (".mat", ".npz"):
         names = list(io.list_variables(p))
         if len(names) > 1:
             return [layer for name in names for layer in _layer(p, name, f"{p.stem}:{name}")]
-    return _layer(p, key, None)
+    title = None if key is None or len(io.list_variables(p)) < 2 else f"{p.stem}:{key}"
+    if slice_index is not None:
+        title = f"{title or p.stem} [slice {slice_index}]"
+    return _layer(p, key, title, slice_index)
 
 
-def _layer(p: Path, key, title):
+def _layer(p: Path, key, title, slice_index=None):
     from napari_unrollrecon.engine import io
 
-    loaded = io.read(p, key=key)
-    info = {"kind": loaded.kind, "file": str(p), "file_meta": _plain(loaded.meta)}
+    loaded = io.read(p, key=key, slice_index=slice_index)
+    info = {"kind": loaded.kind, "file": str(p), "key": loaded.meta.get("key"),
+            "slice": loaded.meta.get("slice_index"), "file_meta": _plain(loaded.meta)}
     if key == "reconstruction" and p.suffix.lower() in (".h5", ".hdf5"):
         saved = io.read_meta(p)
         info.update(kind="reconstruction", **saved)

@@ -21,7 +21,8 @@ Choosing the variable
 ``key`` picks a variable / dataset.  Without it the single numeric array with at least two
 dimensions larger than one is taken (MATLAB stores scalars as 1x1, hence "larger than one");
 otherwise the error lists the candidates with their shapes.  :func:`list_variables` gives the
-same list to a caller that wants to offer a choice.
+same list to a caller that wants to offer a choice; :func:`list_arrays` adds each array's dtype and
+slices (from the headers alone), for the dock's chooser and the napari reader's layer metadata.
 
 Slices
 ------
@@ -218,6 +219,66 @@ def list_variables(path) -> dict[str, tuple]:
     else:
         return {}
     return {name: e["shape"] for name, e in entries.items() if e["usable"]}
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """One array of a file as :func:`list_arrays` finds it in the headers: its ``key`` for
+    :func:`read` (None for a single-array file), shape (MATLAB orientation for .mat), dtype, and
+    the slices :func:`read` can pick with ``slice_index`` (``slices`` frames along ``slice_axis``;
+    0 for a 2-D array; ``default_slice`` is what ``read`` takes without one, None = all)."""
+
+    key: str | None
+    shape: tuple
+    dtype: str
+    slices: int = 0
+    slice_axis: int = 0
+    default_slice: int | None = None
+
+    def describe(self) -> str:
+        """``"seq · 110×110×10 · double"`` (a chooser's row)."""
+        return " · ".join([self.key or "(array)", "×".join(map(str, self.shape)) or "scalar", self.dtype])
+
+
+def list_arrays(path) -> list[ArrayInfo]:
+    """The numeric arrays of a file and their slices, from headers alone (nothing is loaded):
+    the choices behind :func:`read`'s ``key`` / ``slice_index`` (the CLI's ``--key`` /
+    ``--slice``, the dock's chooser). Pictures, TIFF and DICOM give ``[]``."""
+    path = _existing_file(path)
+    fmt = _format_of(path)
+    if fmt == "npy":
+        arr = _load_npy(path)
+        shape, dtype = tuple(arr.shape), str(arr.dtype)
+        del arr
+        return [_array_info(None, shape, dtype, 0)] if sum(n > 1 for n in shape) >= 2 else []
+    entries, fastmri = _entries_of(path, fmt)
+    axis = -1 if fmt == "mat" else 0
+    return [_array_info(name, e["shape"], e["descr"], axis, fastmri and name in _FASTMRI_SLICED)
+            for name, e in entries.items() if e["usable"] and sum(n > 1 for n in e["shape"]) >= 2]
+
+
+_FASTMRI_SLICED = ("kspace", "reconstruction_rss", "reconstruction_esc")  # read defaults to the middle slice
+
+
+def _entries_of(path: Path, fmt: str) -> tuple[dict, bool]:
+    """Header entries of a .npz/.mat/.h5 file and whether it is a fastMRI file."""
+    if fmt == "npz":
+        return _npz_entries(path), False
+    if fmt == "mat" and not _is_hdf5(path):
+        return _mat5_entries(path), False
+    if fmt not in ("mat", "h5"):
+        return {}, False
+    try:
+        with _open_h5(path) as f:
+            return _h5_entries(f), "kspace" in f
+    except (OSError, RuntimeError, KeyError) as e:
+        raise _corrupt(path, "an HDF5 file", e) from None
+
+
+def _array_info(key, shape, dtype: str, axis: int, middle: bool = False) -> ArrayInfo:
+    shape = tuple(int(s) for s in shape)
+    n = shape[axis] if len(shape) >= 3 else 0
+    return ArrayInfo(key, shape, dtype, n, axis % max(len(shape), 1), n // 2 if middle and n else None)
 
 
 def rss_image(kspace_coils) -> np.ndarray:
