@@ -108,6 +108,8 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
                 if not name.startswith("_") and isinstance(value, QWidget):
                     setattr(self, name, value)
         self.sampling_form = self.sampling_box.form
+        for part in (self.file_chooser, self.compare_at):  # parts acting on the viewer and the dock's runs
+            part.attach(self)
         for combo in self.findChildren(QComboBox):  # a long layer name must not widen the dock
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(4 if combo is self.device_combo else 8)

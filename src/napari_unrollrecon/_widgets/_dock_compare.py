@@ -184,6 +184,7 @@ class CompareMixin:
         self._say(f"comparing {len(jobs)} methods on '{layer.name}'…")
         self.worker = self._new_worker(C.drive_many, jobs, self._prepare_fn(data, settings), reference)
         self._connect(self.worker, "compare")
+        self.compare_at.begin(self.active, self.worker)  # records the stages for 'show at stage k'
         self.worker.start()
         self._running_ui(True)
 
@@ -209,7 +210,7 @@ class CompareMixin:
             self.compare_layers[key] = layer
         else:
             layer.data = image
-            layer.contrast_limits = lim
+            layer.contrast_limits = self.compare_at.link.held(lim)  # linked panels keep the linked range
             layer.metadata[C.META_KEY] = meta
         return layer
 

@@ -28,6 +28,7 @@ class InputsMixin:
     # ================================================================== reacting to settings
     def _input_changed(self, *_) -> None:
         layer = self._layer(self.input_combo.currentText())
+        self.file_chooser.show_for(layer)  # the file's other arrays / slices, if it has any
         if layer is not None:
             kind = self._kind(layer)
             modality = C.guess_modality(kind, np.ndim(layer.data) - (1 if layer.rgb else 0), layer.metadata)

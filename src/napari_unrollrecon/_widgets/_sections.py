@@ -31,6 +31,8 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unrollrecon._widgets import _controller as C
+from napari_unrollrecon._widgets._chooser import FileChooser
+from napari_unrollrecon._widgets._compare_stage import CompareAt
 from napari_unrollrecon._widgets._params import ParamForm
 from napari_unrollrecon._widgets._plot import LivePlot
 
@@ -66,6 +68,8 @@ class InputSection(QGroupBox):
         self.frames_combo.setToolTip("3-D data: which axis holds the frames (files store MATLAB cine data H×W×T; "
                                      "'as read' takes the short last axis as frames)")
         form.addRow("data layer", self.input_combo)
+        self.file_chooser = FileChooser()  # shown for a layer read from a file with several arrays / slices
+        form.addRow(self.file_chooser)
         form.addRow("frames", self.frames_combo)
         form.addRow("data is", self.kind_combo)
         form.addRow("modality", self.modality_combo)
@@ -171,5 +175,7 @@ class ResultsTabs(QTabWidget):
         self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + _TABLE_ROWS * rows + 4)
         cv.addWidget(self.compare_list)
         cv.addWidget(self.compare_button)
+        self.compare_at = CompareAt()  # show at stage k / elapsed time, link contrast
+        cv.addWidget(self.compare_at)
         cv.addWidget(self.table)
         self.addTab(cmp_tab, "Compare")

@@ -312,6 +312,7 @@ class Panels:
         self.viewer = viewer
         self.points = None
         self.layers: list = []
+        self.on_arranged = None  # called with the panel layers after each layout (the dock links their contrast)
 
     def arrange(self, entries: list[tuple[object, str]], panel_hw: tuple, fit: bool = True,
                 reserve_px: float = 64.0) -> None:
@@ -335,6 +336,8 @@ class Panels:
         self._labels(np.array(pos, float), texts + ["", ""])
         if fit:
             self.fit((-label_h, 0.0), (pos[-2][0], right))
+        if self.on_arranged is not None:
+            self.on_arranged(self.layers)
 
     def _layout(self, captions: list[str], panel_hw: tuple, reserve_px: float):
         """Panel offsets, the label strip's height (world units) and the captions fitted to a
@@ -405,6 +408,8 @@ class Panels:
             if _alive(self.viewer, layer):
                 set_translate(layer, (0.0, 0.0))
         self.layers = []
+        if self.on_arranged is not None:
+            self.on_arranged([])
         if _alive(self.viewer, self.points):
             self.viewer.layers.remove(self.points)
         self.points = None
