@@ -88,28 +88,77 @@ def mri_run():
     viewer.close()
 
 
-def ct_compare():
-    """Sparse-view CT (60 of 180 views): FBP, TV and L1-wavelet next to the reference."""
+def check_for_compare(dock, wanted, modality, iterations=100) -> None:
+    """Tick ``wanted`` in the Compare list (only them); TV and L1-wavelet get fewer iterations
+    than their defaults (a quicker picture)."""
     from qtpy.QtCore import Qt
 
     from napari_unrollrecon.engine import registry
 
-    viewer, dock = viewer_with_dock("UnrollRecon – sparse-view CT, compare")
-    viewer.open_sample("napari-unrollrecon", "ct_phantom")
-    dock.input_combo.setCurrentText("CT phantom sinogram (180 views)")
-    dock.views_spin.setValue(60)
-    wanted = ("fbp", "tv", "l1-wavelet")
     for i in range(dock.compare_list.count()):
         item = dock.compare_list.item(i)
         keep = item.data(Qt.ItemDataRole.UserRole) in wanted
         item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
-    for name in ("tv", "l1-wavelet"):  # fewer iterations than the defaults: a quicker picture
-        dock.edits.record(registry.get(name), "ct", "iterations", 100)
-    hide_sinograms(viewer)  # the user hides the sinogram to look at images only
+    for name in ("tv", "l1-wavelet"):
+        dock.edits.record(registry.get(name), modality, "iterations", iterations)
+
+
+def compare_to_end(dock, timeout=300) -> None:
     dock.compare()
-    wait(lambda: dock.worker is None, timeout=300)
+    wait(lambda: dock.worker is None, timeout=timeout)
     pump(0.8)
+
+
+def ct_compare():
+    """Sparse-view CT (60 of 180 views): FBP, TV and L1-wavelet next to the reference."""
+    viewer, dock = viewer_with_dock("UnrollRecon – sparse-view CT, compare")
+    viewer.open_sample("napari-unrollrecon", "ct_phantom")
+    dock.input_combo.setCurrentText("CT phantom sinogram (180 views)")
+    dock.views_spin.setValue(60)
+    check_for_compare(dock, ("fbp", "tv", "l1-wavelet"), "ct")
+    hide_sinograms(viewer)  # the user hides the sinogram to look at images only
+    compare_to_end(dock)
     viewer.screenshot(str(OUT / "dock_ct_compare.png"), canvas_only=False)
+    viewer.close()
+
+
+def compare_at_stage():
+    """MRI phantom: zero-filled, TV and L1-wavelet compared, shown at stage 50, contrast linked."""
+    viewer, dock = viewer_with_dock("UnrollRecon – Compare at stage 50, linked contrast")
+    viewer.open_sample("napari-unrollrecon", "mri_phantom")  # sampling as the dock opens: cartesian, 25 %
+    check_for_compare(dock, ("zero-filled", "tv", "l1-wavelet"), "mri")
+    pump(0.5)  # the mask preview settles before Compare hides it
+    compare_to_end(dock)
+    at = dock.compare_at
+    at.at_combo.setCurrentIndex(at.at_combo.findData("stage"))
+    at.stage_spin.setValue(50)
+    at.link_check.setChecked(True)
+    dock.body_scroll.verticalScrollBar().setValue(dock.body_scroll.verticalScrollBar().maximum())
+    pump(1.0)
+    viewer.screenshot(str(OUT / "dock_compare_at_stage.png"), canvas_only=False)
+    viewer.close()
+
+
+def file_chooser():
+    """A MATLAB file with a cine series and its k-t mask: the File part picks frame 3 of the series."""
+    import os
+
+    root = Path(os.environ.get("UNROLLRECON_DATA", Path(__file__).parents[3] / "shared" / "datasets"))
+    path = root / "yhao-z-dMRI-Data" / "data_tmi_fast.mat"
+    if not path.is_file():
+        print(f"skipped the file chooser: {path} not found")
+        return
+    viewer, dock = viewer_with_dock("UnrollRecon – choosing an array and a slice of a file")
+    viewer.open(str(path), plugin="napari-unrollrecon")
+    dock.input_combo.setCurrentText("data_tmi_fast:seq")
+    dock._input_changed()
+    dock.file_chooser.slice_spin.setValue(3)
+    dock.file_chooser.open_choice()
+    for layer in viewer.layers:
+        layer.visible = layer.name.endswith("[slice 3]")
+    viewer.reset_view()
+    pump(1.0)
+    viewer.screenshot(str(OUT / "dock_file_chooser.png"), canvas_only=False)
     viewer.close()
 
 
@@ -183,11 +232,15 @@ def hggdp_k2():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["mri", "ct", "cgpd", "gdunet", "langevin", "ddugm", "hggdp"]
+    which = sys.argv[1:] or ["mri", "ct", "compare-at", "chooser", "cgpd", "gdunet", "langevin", "ddugm", "hggdp"]
     if "mri" in which:
         mri_run()
     if "ct" in which:
         ct_compare()
+    if "compare-at" in which:
+        compare_at_stage()
+    if "chooser" in which:
+        file_chooser()
     if "cgpd" in which:
         cgpd_run()
     if "gdunet" in which:

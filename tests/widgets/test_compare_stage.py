@@ -53,7 +53,7 @@ def test_compare_at_stage_k_relays_panels_and_table_without_rerunning(dock, qtbo
     row = _row(widget, "Dummy stages")
     rec = widget.compare_at.runs["dummy-stages"].at("stage", 2)
     assert row[0].endswith("@ 2/5") and row[1] == f"{rec.metrics['psnr']:.2f}" and row[1] != final_row[1]
-    assert any(t.startswith("Dummy stages · stage 2/5") and row[1] in t for t in widget.panels.captions())
+    assert any(t.startswith("Dummy stages @ 2/5") and row[1] in t for t in widget.panels.captions())
     assert _row(widget, "Zero-filled")[0].endswith("@ 1/1")  # a one-stage method shows its final stage
     assert "stage ≤ 2" in widget.status.text()
     _show_at(widget, "final")
@@ -73,6 +73,8 @@ def test_compare_at_equal_elapsed_time(dock, qtbot, phantom):
     assert snap.stage == 3 and snap.elapsed <= t
     assert _row(widget, "Dummy stages")[3] == f"{snap.elapsed:.2f}"
     assert "within" in widget.status.text()
+    _show_at(widget, "time", 0.0)  # before the first stage arrived: the first, and it says so
+    assert _row(widget, "Dummy stages")[0].endswith("@ 1/6 (first kept)")
 
 
 def test_linked_contrast_across_compare_panels(dock, qtbot, phantom):

@@ -1,10 +1,12 @@
 """The Compare section's "show at" row: Compare at a fixed stage, and linked contrast.
 
 * **show at** *final* / *stage k* / *elapsed s*: a Compare records the stages each method
-  showed (``engine.compare_at.Trajectory``); once it has finished, choosing a stage (or a time)
-  re-lays the panels from those records - no re-run - each panel and table row then holding the
-  method's newest stage ≤ k (or the newest shown within t seconds of its start), its PSNR /
-  SSIM and elapsed time there. *final* restores the results.
+  showed (``engine.compare_at.Trajectory``: every stage of a run of ≤ 32 stages, else the ~5 per
+  second the Compare shows); once it has finished, choosing a stage (or a time) re-lays the
+  panels from those records - no re-run - each panel and table row then holding the method's
+  newest recorded stage ≤ k (or the newest shown within t seconds of its start), its PSNR / SSIM
+  and elapsed time there, labelled ``method @ stage/total`` ("first kept" when nothing was
+  recorded that early). *final* restores the results.
 * **link contrast**: all image panels (reference and reconstructions, of Compare or of a
   side-by-side run; not the |error| and extra maps, which are other quantities) get one contrast
   range - the union of theirs when ticked - and stay linked: changing one changes them all.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSpinBox, QTableWidgetItem, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QSpinBox, QTableWidgetItem, QWidget
 
 from napari_unrollrecon._widgets._controller import META_KEY, Outcome
 from napari_unrollrecon.engine.compare_at import AT_MODES, Trajectory, shared_limits
@@ -68,7 +70,7 @@ class ContrastLink:
 
 
 class CompareAt(QWidget):
-    """show at [final | stage k | elapsed s] [k or t] · [link contrast]."""
+    """[final results | at stage k | at elapsed s] [k or t] · [link contrast]."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -84,7 +86,7 @@ class CompareAt(QWidget):
         self.link_check = QCheckBox("link contrast")
         self.link_check.setToolTip("one contrast range for the reference and every result panel (Compare and "
                                    "side by side); changing one changes them all")
-        for w in (QLabel("show at"), self.at_combo, self.stage_spin, self.time_spin):
+        for w in (self.at_combo, self.stage_spin, self.time_spin):
             row.addWidget(w)
         row.addStretch(1)
         row.addWidget(self.link_check)
@@ -183,13 +185,17 @@ class CompareAt(QWidget):
             return self.finals[method]
         m, title = snap.metrics, a.titles.get(method, method)
         score = f"{m['psnr']:.2f} dB · SSIM {m.get('ssim', float('nan')):.3f}" if "psnr" in m else "no reference"
-        cells = [f"{title} @ {snap.stage}/{snap.total or snap.stage}", f"{m['psnr']:.2f}" if "psnr" in m else "–",
-                 f"{m['ssim']:.4f}" if "ssim" in m else "–", f"{snap.elapsed:.2f}"]
-        return snap.image, f"{title} · {snap.text()}\n{score}", cells
+        at = f"{title} @ {snap.stage}/{snap.total or snap.stage}"
+        if (snap.stage if mode == "stage" else snap.elapsed) > value + 1e-9:
+            at += " (first kept)"  # nothing was recorded that early: say so rather than pretend
+        cells = [at, f"{m['psnr']:.2f}" if "psnr" in m else "–", f"{m['ssim']:.4f}" if "ssim" in m else "–",
+                 f"{snap.elapsed:.2f}"]
+        return snap.image, f"{at}\n{score} · {snap.elapsed:.1f} s", cells
 
     def _set_row(self, row: int, cells: list) -> None:
         table = self.dock.table
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
+            item.setToolTip(text)  # the method cell may be elided at the dock's width
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             table.setItem(row, col, item)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-AT_MODES = {"final": "final", "stage": "stage k", "time": "elapsed s"}
+AT_MODES = {"final": "final results", "stage": "at stage k", "time": "at elapsed s"}
 MAX_FRAMES = 100  # frames kept per method; older ones are thinned to every other
 RECENT = 50  # the newest frames always kept in full
 
@@ -29,10 +29,6 @@ class Snapshot:
     elapsed: float
     image: np.ndarray
     metrics: dict = field(default_factory=dict)
-
-    def text(self) -> str:
-        """``"stage 5/20 · 1.3 s"``."""
-        return f"stage {self.stage}/{self.total or self.stage} · {self.elapsed:.1f} s"
 
 
 class Trajectory:
