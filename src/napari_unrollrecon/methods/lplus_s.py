@@ -16,7 +16,10 @@ Every iteration is one streamed stage with L and S as extra layers; ``lam_l`` an
 live. Defaults tuned on training-side cine data (benchmarks/tune_lplus_s.py → benchmarks/tuning/
 lplus_s.csv): heart patient 31, slice z2, 20 frames at 192², the DD-UGM masks R10 + ACS20 and
 radial 15 %; λ_L = 0.005, λ_S = 0.01 has the best mean PSNR of the two (29.63 / 33.44 dB, 50
-iterations) over λ_L ∈ {0.005 … 0.05} × λ_S ∈ {0.003, 0.01, 0.03}.
+iterations) over λ_L ∈ {0.005 … 0.05} × λ_S ∈ {0.003, 0.01, 0.03}; scoring 50, 100, 200 and 400
+iterations as well keeps that choice (31.54 dB mean; the next, λ_S 0.003 at 100 iterations, 31.52).
+The best count depends on the series: on the validation series p32 z4 at R10 + ACS20 the defaults
+give 28.86 dB at 50 iterations and 32.59 at 200 (docs/methods/dd-ugm.md).
 """
 
 from __future__ import annotations
