@@ -29,6 +29,7 @@ from napari_unrollrecon._widgets._dock_compare import CompareMixin
 from napari_unrollrecon._widgets._dock_export import ExportMixin
 from napari_unrollrecon._widgets._dock_inputs import InputsMixin
 from napari_unrollrecon._widgets._dock_run import RunMixin
+from napari_unrollrecon._widgets._progress import RunProgress
 
 
 class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
@@ -49,7 +50,6 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         self.ref_panel = None  # our copy of the reference for side-by-side panels
         self.pending_rerun = False
         self.run_count = 0
-        self.pbar = None
         self._queue: deque = deque()
         self._busy = False
         self._flush_scheduled = False
@@ -100,7 +100,8 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.tabs = S.ResultsTabs()
-        for part in (self.input_box, self.sampling_box, self.method_box, self.status):
+        self.run_progress = RunProgress()  # ours: napari's progress bar forces repaints (docs/gui.md)
+        for part in (self.input_box, self.sampling_box, self.method_box, self.status, self.run_progress):
             root.addWidget(part)
         root.addWidget(self.tabs, 1)
         for part in (self.input_box, self.sampling_box, self.method_box, self.method_box.run_bar, self.tabs):

@@ -12,6 +12,7 @@ from qtpy.QtCore import QTimer
 from napari_unrollrecon._widgets import _controller as C
 from napari_unrollrecon._widgets import _view as V
 from napari_unrollrecon._widgets._dock_common import _PBAR_DELAY_MS, _INFO_SHOWN, _short
+from napari_unrollrecon._widgets._progress import TICK_MS as _PBAR_TICK_MS, run_fraction
 
 
 class RunMixin:
@@ -217,24 +218,15 @@ class RunMixin:
         return text + f" · {u.elapsed:.1f} s" + (f"\n⚠ {note}" if note else "")
 
     def _progress_tick(self) -> None:
-        """napari progress bar, created only for runs still going after a moment and updated once
-        a second from its own timer tick (it calls processEvents, so never from a frame slot)."""
-        from napari.utils import progress
-
-        a = self.active
-        if self.worker is None or a is None:
+        """The dock's progress bar (:class:`._progress.RunProgress`), shown for runs still going
+        after a moment and updated from its own timer tick; napari's progress bar is not used:
+        it calls processEvents, which ran a whole canvas repaint inside its update."""
+        if self.worker is None or self.active is None:
             self._pbar_timer.stop()
             return
-        if self._pbar_timer.interval() != 1000:
-            self._pbar_timer.setInterval(1000)
-        u = a.last
-        if self.pbar is None:
-            desc = "compare" if a.compare else a.spec.title
-            self.pbar = progress(total=u.total if u is not None and not a.compare else 0, desc=desc)
-        elif u is not None and not a.compare and u.stage > self.pbar.n:
-            if self.pbar.total != u.total:
-                self.pbar.total = u.total
-            self.pbar.update(u.stage - self.pbar.n)
+        if self._pbar_timer.interval() != _PBAR_TICK_MS:
+            self._pbar_timer.setInterval(_PBAR_TICK_MS)
+        self.run_progress.show_fraction(run_fraction(self.active))
 
     def _on_returned(self, outcome) -> None:
         if self._dirty:
@@ -287,9 +279,7 @@ class RunMixin:
     def _on_finished(self) -> None:
         if self._dirty:
             self._refresh_display()
-        if self.pbar is not None:
-            self.pbar.close()
-            self.pbar = None
+        self.run_progress.finish()
         self.worker = None
         if self.job is not None:
             self.job.release()
