@@ -98,3 +98,22 @@ def test_panel_origin():
     assert roi.panel_origin((10, 80), origins, (64, 64)) == (0.0, 70.0)
     assert roi.panel_origin((90, 5), origins, (64, 64)) == (80.0, 0.0)
     assert roi.panel_origin((200, 200), origins, (64, 64)) == (0.0, 0.0)
+
+
+def test_measure_panels_applies_the_shapes_at_the_same_place_in_every_panel():
+    ref = np.arange(16.0).reshape(4, 4)  # range 15
+    stack = np.stack([ref, ref + 1.0])  # stage 2 is off by one everywhere
+    panels = [roi.Panel("tv", "method", stack, (0.0, 0.0)), roi.Panel("reference", "reference", ref, (0.0, 10.0)),
+              roi.Panel("map", "extra", 2 * stack, (0.0, 20.0))]
+    # drawn on the reference panel (origin x = 10): pixels (1..2, 1..2) and the row 1.5 across
+    area = roi.Shape("rectangle", np.array([(0.5, 10.5), (0.5, 12.5), (2.5, 12.5), (2.5, 10.5)]))
+    line = roi.Shape("line", np.array([(1.5, 10.0), (1.5, 13.0)]))
+    rows, curves = roi.measure_panels(panels, ref, (1, 0, 0), area, line)
+    tv, reference, extra = rows
+    assert tv["mean"] == 8.5 and reference["mean"] == 7.5 and extra["mean"] == 17.0  # (5+6+9+10)/4 (+1, ×2)
+    assert tv["psnr"] == pytest.approx(20 * math.log10(15))  # MSE 1
+    assert "psnr" not in reference and "psnr" not in extra
+    assert [name for name, _, _ in curves] == ["tv", "reference"]  # extra maps have other units
+    np.testing.assert_allclose(curves[0][2], [7, 8, 9, 10])
+    np.testing.assert_allclose(curves[1][2], [6, 7, 8, 9])
+    np.testing.assert_allclose(curves[1][1], [0, 1, 2, 3])

@@ -30,6 +30,7 @@ from napari_unrollrecon._widgets._dock_export import ExportMixin
 from napari_unrollrecon._widgets._dock_inputs import InputsMixin
 from napari_unrollrecon._widgets._dock_run import RunMixin
 from napari_unrollrecon._widgets._progress import RunProgress
+from napari_unrollrecon._widgets._roi import RoiTool
 
 
 class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
@@ -68,6 +69,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
 
         self._build_ui()
         self._build_export()  # Export trajectory… (_dock_export)
+        self.roi = RoiTool(self)  # the ROI tab: metrics inside a drawn area, line profiles (_roi)
         self._warm_glyphs()
         for ev in ("inserted", "removed", "moved"):
             getattr(self.viewer.layers.events, ev).connect(self._refresh_layers)
@@ -176,6 +178,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         if self.worker is not None:
             self.worker.quit()
         self.viewer.dims.events.current_step.disconnect(self._on_dims)
+        self.roi.disconnect_viewer()
         for ev in ("inserted", "removed", "moved"):
             getattr(self.viewer.layers.events, ev).disconnect(self._refresh_layers)
         super().closeEvent(event)

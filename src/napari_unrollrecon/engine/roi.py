@@ -16,12 +16,13 @@ ellipse's vertices into one). :func:`roi_metrics` scores the pixels inside it:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 SSIM_WIN = 7  # skimage's default window (the dock's full-image SSIM uses the same)
 AREA_TYPES = ("rectangle", "polygon", "ellipse")
-LINE_TYPES = ("line", "path")
+LINE_TYPES = ("line",)
 
 
 def _real(a) -> np.ndarray:
@@ -146,3 +147,58 @@ def panel_origin(point, origins, hw) -> tuple[float, float]:
         if oy - 0.5 <= y <= oy + hw[0] - 0.5 and ox - 0.5 <= x <= ox + hw[1] - 0.5:
             return float(oy), float(ox)
     return 0.0, 0.0
+
+
+# ---------------------------------------------------------------------- panels of a viewer
+#: Panel kinds: a method's result (scored against the reference), the reference itself, an
+#: |error| map, an extra map of a method (other units: no profile), a user's image.
+SCORED, PROFILED = ("method",), ("method", "reference", "error", "image")
+
+
+@dataclass
+class Panel:
+    """One image on the canvas: ``data`` (its last two axes are the image, leading axes follow
+    the viewer's sliders), placed with its top-left pixel at ``origin`` (row, col)."""
+
+    name: str
+    kind: str
+    data: object
+    origin: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class Shape:
+    """A drawn shape in world coordinates: a napari shape type and its (row, col) vertices."""
+
+    kind: str
+    vertices: np.ndarray
+
+
+def measure_panels(panels: list[Panel], reference, step, area: Shape | None = None,
+                   line: Shape | None = None) -> tuple[list[dict], list[tuple]]:
+    """ROI metrics of every panel (rows: name, kind, metrics) and the line profile of every
+    panel but extra maps (curves: name, distance, values), at the viewer's ``step``.
+
+    The shapes are drawn on one panel (the one containing the area's centroid, or the line's
+    midpoint) and apply at the same place in every panel; a single view has its origin at 0."""
+    origins = [p.origin for p in panels]
+    rows, curves, masks = [], [], {}
+    for p in panels:
+        image = plane(p.data, step)
+        hw = image.shape[-2:]
+        ref = plane(reference, step) if reference is not None and p.kind in SCORED else None
+        ref = ref if ref is not None and ref.shape == image.shape else None
+        if area is not None:
+            if hw not in masks:
+                masks[hw] = _local_mask(area, origins, hw)
+            rows.append({"name": p.name, "kind": p.kind, **roi_metrics(image, ref, masks[hw])})
+        if line is not None and p.kind in PROFILED:
+            o = panel_origin(line.vertices[:2].mean(0), origins, hw)
+            p0, p1 = line.vertices[0, -2:] - o, line.vertices[1, -2:] - o
+            curves.append((p.name, *line_profile(image, p0, p1)))
+    return rows, curves
+
+
+def _local_mask(area: Shape, origins, hw) -> np.ndarray:
+    v = np.asarray(area.vertices, float)[:, -2:]
+    return shape_mask(area.kind, v - panel_origin(v.mean(0), origins, hw), hw)
