@@ -188,7 +188,9 @@ def validate(cfg: dict, where: str = "config") -> dict:
     if not d["val"] and not 0 < d["val_split"] < 1:
         raise ConfigError(f"{where}: no validation data; add [[data.val]] tables or set data.val_split "
                           "(e.g. 0.1) to hold out part of the training sources")
-    cfg["name"] = t["name"].format(method=cfg["method"], profile=cfg.get("profile", "base"))
+    names = {"method": cfg["method"], "profile": cfg.get("profile", "base")}
+    cfg["name"] = t["name"].format(**names)
+    t["init"] = t["init"].format(**names)  # e.g. a warm restart from "runs/{method}-cpu/…"
     return cfg
 
 

@@ -46,6 +46,11 @@ def test_profile_merges_over_base_and_defaults_fill_in(toml):
     assert paper["train"]["steps"] == 100 and paper["model"]["preset"] == "paper"
 
 
+def test_init_path_names_the_method_and_profile(toml):
+    cfg = C.load(toml(), "cpu", ["train.init=runs/{method}-{profile}/w.safetensors"])
+    assert cfg["train"]["init"] == "runs/dummy_method-cpu/w.safetensors"
+
+
 def test_overrides_parse_toml_values(toml):
     cfg = C.load(toml(), "cpu", ["train.steps=12", "data.patch=16", "train.betas=[0.5, 0.9]", "model.note=hi"])
     assert cfg["train"]["steps"] == 12 and cfg["data"]["patch"] == 16
