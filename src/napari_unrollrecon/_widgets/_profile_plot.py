@@ -24,6 +24,12 @@ def finite_runs(values: np.ndarray) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
+def legend_name(name: str, n: int = 16) -> str:
+    """A panel's name for the legend: without its parenthesised detail, cut to ``n`` characters."""
+    name = name.split(" (")[0]
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
 def value_range(curves) -> tuple[float, float]:
     """(low, high) over every curve's finite values, widened when flat."""
     finite = [v[np.isfinite(v)] for _, _, v in curves]
@@ -86,7 +92,7 @@ class ProfilePlot(QWidget):
         x = area.left()
         for i, (name, _, _) in enumerate(self.curves):
             p.setPen(QColor(_COLOURS[i % len(_COLOURS)]))
-            text = name if len(name) <= 18 else name[:17] + "…"
+            text = legend_name(name)
             width = p.fontMetrics().horizontalAdvance(text) + 10
             if x + width > self.width():
                 break

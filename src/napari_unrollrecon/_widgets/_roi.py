@@ -29,10 +29,12 @@ ROI_NAME = "ROI"
 ROI_META = "unrollrecon_roi"  # marks the layer the tab made (not one of the dock's outputs)
 #: layer events after which the numbers may change (any layer's, re-emitted by the layer list)
 _TRIGGERS = frozenset({"data", "set_data", "translate", "visible", "inserted", "removed"})
+_TABLE_ROWS = 5  # rows visible without scrolling (reference + 4 methods)
 _MODES = {"rectangle": ("add_rectangle", "yellow"), "polygon": ("add_polygon", "yellow"),
           "line": ("add_line", "cyan")}
 _HINT = ("Draw a rectangle / polygon / ellipse (metrics inside) and a line (profile) in a Shapes "
-         "layer; the selected shape counts, else the newest. It applies to every panel.")
+         "layer. ")
+_HINT_MORE = "The selected shape counts, else the newest; drawn on one panel, it applies to every panel."
 
 
 class RoiTab(QWidget):
@@ -51,15 +53,18 @@ class RoiTab(QWidget):
             self.buttons[key].setToolTip(f"draw a {key} in the '{ROI_NAME}' shapes layer (made if missing)")
             row.addWidget(self.buttons[key])
         v.addLayout(row)
-        self.hint = QLabel(_HINT)
+        self.hint = QLabel(_HINT + _HINT_MORE)
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: #9aa;")
         v.addWidget(self.hint)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # panel names get the rest
         self.table.verticalHeader().setVisible(False)
-        self.table.setMaximumHeight(140)
+        rows = self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(header.sizeHint().height() + _TABLE_ROWS * rows + 4)
         v.addWidget(self.table)
         self.plot = ProfilePlot()
         v.addWidget(self.plot, 1)
@@ -136,14 +141,14 @@ class RoiTool(QObject):
         """Select the ROI layer (made if missing) in the drawing mode for ``what``."""
         layer = find_roi_layer(self.viewer)
         if layer is None:
-            layer = self.viewer.add_shapes(name=ROI_NAME, ndim=2, edge_width=1.0, face_color="transparent",
+            layer = self.viewer.add_shapes(name=ROI_NAME, ndim=2, edge_width=2.0, face_color="transparent",
                                            edge_color="yellow", metadata={ROI_META: True})
         mode, colour = _MODES[what]
         layer.current_edge_color = colour
         layer.current_face_color = "transparent"
         self.viewer.layers.selection.active = layer
         layer.mode = mode
-        self.tab.hint.setText(f"Draw the {what} on any panel. " + _HINT.split("; ", 1)[1])
+        self.tab.hint.setText(f"Draw the {what} on the canvas. " + _HINT_MORE)
 
     def _layer_event(self, event) -> None:
         if event.type not in _TRIGGERS or find_roi_layer(self.viewer) is None:
