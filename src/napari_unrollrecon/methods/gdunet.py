@@ -13,7 +13,9 @@ Paper → code::
     stage update       x̂ = x − τλ·G(x), τ = 0.09 fixed, λ learned (init 0.5)
     MRI consistency    k = M(y + β_i F x̂)/(1 + β_i) + (1 − M) F x̂,  β_i = 0.001·1.02^i,  x = F⁻¹k
                        (the paper takes |F⁻¹k|; ``complex=True`` keeps the phase)
-    CT consistency     x ← x − 2η₁,i Aᵀ(Ax − y) − 2η₂,i (x − x̂), ``inner_steps`` times per stage,
+    CT consistency     x ← x − 2η₁,i Aᵀ(Ax − y) − 2η₂,i (x − x̂), ``inner_steps`` times per stage
+                       (config ``ct_step = "fbp"``: the authors' ramp-filtered back-projection P in
+                       place of Aᵀ, a preconditioned gradient step),
                        with the Radon adjoint (the authors' code used FBP in its place)
     loss               ½‖x_final − x*‖² + 0.001·‖BBᵀ − I‖²_F (B: the 121 filters as rows)
 
@@ -81,9 +83,12 @@ def _arch(config: dict) -> dict:
         "inner_steps": int(config.get("inner_steps", 3)),
         "lam_init": float(config.get("lam_init", 0.5)),
         "threshold_lowpass": bool(config.get("threshold_lowpass", True)),
+        "ct_step": str(config.get("ct_step", "adjoint")),
     }
     if arch["padding"] not in ("reflect", "circular"):
         raise ValueError(f"GDUNet frame padding must be 'reflect' or 'circular', got {arch['padding']!r}")
+    if arch["ct_step"] not in ("adjoint", "fbp"):
+        raise ValueError(f"GDUNet ct_step must be 'adjoint' or 'fbp', got {arch['ct_step']!r}")
     if arch["frame_size"] < 1 or arch["frame_size"] % 2 == 0:
         raise ValueError(f"GDUNet frame_size must be odd and positive, got {arch['frame_size']}")
     small = [k for k in ("stages", "width", "embed", "inner_steps") if arch[k] < 1]
@@ -319,10 +324,10 @@ class GDUNet(nn.Module):
     def __init__(self, modality: str = "mri", stages: int = 7, frame_size: int = 11, padding: str = "reflect",
                  width: int = 121, embed: int = 31, blocks: int = 3, res_blocks: int = 2, fusion_kernel: int = 3,
                  complex: bool = False, inner_steps: int = 3, lam_init: float = 0.5,
-                 threshold_lowpass: bool = True):
+                 threshold_lowpass: bool = True, ct_step: str = "adjoint"):
         super().__init__()
         self.config = _arch(dict(locals()))
-        self.modality, self.n_stages, self.inner_steps = modality, stages, inner_steps
+        self.modality, self.n_stages, self.inner_steps, self.ct_step = modality, stages, inner_steps, ct_step
         self.channels = 2 if complex else 1
         self.frame = TightFrame(frame_size, padding)
         self.threshold_net = ThresholdNet(self.frame.n_filters, self.channels, width, embed, blocks, res_blocks,
@@ -336,7 +341,8 @@ class GDUNet(nn.Module):
         self.register_buffer("threshold_gate", keep, persistent=False)
         # CT step sizes per stage, positive through softplus: 2η₁‖A‖² = 1 (‖A‖ normalised to 1), η₂ = 0.05
         n_eta = stages if modality == "ct" else 0
-        self.eta1 = nn.Parameter(torch.full((n_eta,), _inverse_softplus(0.5)))
+        # with P = FBP ≈ A⁻¹ the step is a fraction of the FBP correction: start at half of it
+        self.eta1 = nn.Parameter(torch.full((n_eta,), _inverse_softplus(0.5 if ct_step == "adjoint" else 0.25)))
         self.eta2 = nn.Parameter(torch.full((n_eta,), _inverse_softplus(0.05)))
 
     # ------------------------------------------------------------------ pieces
@@ -364,11 +370,13 @@ class GDUNet(nn.Module):
         return torch.stack((z.real, z.imag), dim=1) if self.channels == 2 else z.abs().unsqueeze(1)
 
     def ct_consistency(self, xhat, y, op, stage: int):
-        """``inner_steps`` gradient steps on ½‖Ax − y‖² + η₂/η₁·½‖x − x̂‖², from x̂, with Aᵀ (op normalised)."""
+        """``inner_steps`` gradient steps on ½‖Ax − y‖² + η₂/η₁·½‖x − x̂‖², from x̂, with Aᵀ (op
+        normalised) or, with ``ct_step = "fbp"``, its ramp-filtered back-projection."""
         eta1, eta2 = self.step_sizes(stage)
+        back = op.AH if self.ct_step == "adjoint" else op.fbp
         x = xhat
         for _ in range(self.inner_steps):
-            x = x - 2 * eta1 * op.AH(op.A(x) - y) - 2 * eta2 * (x - xhat)
+            x = x - 2 * eta1 * back(op.A(x) - y) - 2 * eta2 * (x - xhat)
         return x
 
     def stage(self, x, previous, data, stage: int, eps_scale=1.0, tau_lam=None):
@@ -428,6 +436,10 @@ class _Normalised:
 
     def AH(self, r):
         return self.op.AH(r).div(self.norm).unsqueeze(1)
+
+    def fbp(self, r):
+        """FBP of a normalised residual, in image units: ≈ A⁻¹ where Aᵀ gives A/‖A‖ times less."""
+        return self.op.fbp(r * self.norm).unsqueeze(1)
 
 
 # --------------------------------------------------------------------------- training
