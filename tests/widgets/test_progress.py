@@ -34,7 +34,7 @@ def test_a_long_run_shows_the_docks_bar_and_no_napari_progress(dock, qtbot, phan
     widget.param_form.set_value("steps", 8)
     widget.param_form.set_value("delay", 0.2)
     widget.run()
-    qtbot.waitUntil(lambda: not widget.run_progress.isHidden() and widget.run_progress.fraction > 0, timeout=5000)
+    qtbot.waitUntil(lambda: widget.run_progress.active() and widget.run_progress.fraction > 0, timeout=5000)
     assert len(progress._all_instances) == 0
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
-    assert widget.run_progress.isHidden()
+    assert not widget.run_progress.active()

@@ -29,6 +29,7 @@ from napari_unrollrecon._widgets._dock_compare import CompareMixin
 from napari_unrollrecon._widgets._dock_export import ExportMixin
 from napari_unrollrecon._widgets._dock_inputs import InputsMixin
 from napari_unrollrecon._widgets._dock_run import RunMixin
+from napari_unrollrecon._widgets._pacer import DisplayPacer
 from napari_unrollrecon._widgets._progress import RunProgress
 from napari_unrollrecon._widgets._roi import RoiTool
 
@@ -66,6 +67,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         self._refresh_timer = QTimer(self, singleShot=True)
         self._refresh_timer.timeout.connect(lambda: self._refresh_if_dirty())
         self._last_refresh = 0.0
+        self.pacer = DisplayPacer(C.MAX_RATE)  # fewer refreshes while repaints are slow (_pacer)
 
         self._build_ui()
         self._build_export()  # Export trajectory… (_dock_export)

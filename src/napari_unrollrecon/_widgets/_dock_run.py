@@ -13,6 +13,7 @@ from napari_unrollrecon._widgets import _controller as C
 from napari_unrollrecon._widgets import _view as V
 from napari_unrollrecon._widgets._dock_common import _PBAR_DELAY_MS, _INFO_SHOWN, _short
 from napari_unrollrecon._widgets._progress import TICK_MS as _PBAR_TICK_MS, run_fraction
+from napari_unrollrecon._widgets._worker_nice import niced
 
 
 class RunMixin:
@@ -68,7 +69,7 @@ class RunMixin:
         from napari.qt.threading import create_worker
 
         self.job = C.Job(fn, *args)
-        return create_worker(self.job.run, _start_thread=False)
+        return create_worker(niced(self.job.run), _start_thread=False)  # the GUI's repaints go first
 
     def _running_ui(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
@@ -120,9 +121,9 @@ class RunMixin:
             QTimer.singleShot(0, self._flush)
 
     def _refresh_soon(self) -> None:
-        """Refresh the display now, or - within 1/MAX_RATE s of the last refresh - once that
-        interval has passed (stages keep filling the stack meanwhile)."""
-        wait = self._last_refresh + 1.0 / C.MAX_RATE - time.perf_counter()
+        """Refresh the display now, or once the pacer's interval since the last refresh has passed
+        (1/MAX_RATE s, longer while repaints are slow; stages keep filling the stack meanwhile)."""
+        wait = self.pacer.wait()
         if wait <= 0:
             self._refresh_display()
         elif not self._refresh_timer.isActive():
@@ -172,6 +173,7 @@ class RunMixin:
         self._dirty = False
         self._refresh_timer.stop()
         self._last_refresh = time.perf_counter()
+        self.pacer.started()
         a = self.active
         if a is None or a.compare or a.shown is None:
             return

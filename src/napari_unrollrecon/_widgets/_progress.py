@@ -4,8 +4,8 @@ napari's ``progress`` bar calls ``QApplication.processEvents`` when it is create
 update, so a pending canvas repaint (45-125 ms with software OpenGL) ran inside it: it was the
 longest event-loop stall of a run. This bar is a painted strip in the dock: updating
 it asks for a repaint of a few pixels of the dock (joined with the next repaint) and never
-processes events. It keeps its place in the layout when hidden, so showing it never re-lays out
-the dock.
+processes events. It is always in the layout (drawn empty between runs): showing a hidden widget
+re-lays out the dock.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def run_fraction(active) -> float | None:
 
 
 class RunProgress(QWidget):
-    """A thin bar under the status line, shown while a run lasts longer than a moment.
+    """A thin bar under the status line, drawn while a run lasts longer than a moment.
 
     Not a ``QProgressBar``: its ``setValue`` repaints synchronously, and a synchronous repaint
     composes the whole window (the OpenGL canvas included) inside the call; ``update()`` here
@@ -41,28 +41,29 @@ class RunProgress(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.fraction = 0.0
+        self.fraction: float | None = None  # None: no run shown, nothing drawn
         self.setFixedHeight(5)
-        policy = self.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)
-        policy.setHorizontalPolicy(QSizePolicy.Policy.Expanding)
-        self.setSizePolicy(policy)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("progress of the running method (or of Compare)")
-        self.hide()
+
+    def active(self) -> bool:
+        return self.fraction is not None
 
     def show_fraction(self, fraction: float | None) -> None:
-        """Show the bar at ``fraction`` (0-1); None keeps it where it is."""
-        if fraction is not None and int(STEPS * fraction) != int(STEPS * self.fraction):
-            self.fraction = float(fraction)
+        """Draw the bar at ``fraction`` (0-1); None before a run's first stage (an empty bar)."""
+        fraction = 0.0 if fraction is None else float(fraction)
+        if self.fraction is None or int(STEPS * fraction) != int(STEPS * self.fraction):
+            self.fraction = fraction
             self.update()
-        if self.isHidden():
-            self.show()
 
     def finish(self) -> None:
-        self.hide()
-        self.fraction = 0.0
+        if self.fraction is not None:
+            self.fraction = None
+            self.update()
 
     def paintEvent(self, event):  # noqa: N802 - Qt API
+        if self.fraction is None:
+            return
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(128, 128, 128, 60))
         p.fillRect(0, 0, int(self.width() * self.fraction), self.height(), QColor(_COLOURS[0]))
