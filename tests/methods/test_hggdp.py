@@ -149,6 +149,18 @@ def test_live_steps_and_stop_sigma(tiny):
 
 def test_paper_schedule_uses_views_and_gradient_steps(tiny):
     sch = H.schedule_from({"schedule": "paper", "levels": 0, "steps": 2, "views": 0, "sigma_start": 0.0,
-                           "step_scale": 1.0, "sigma_stop": 0.0})
+                           "step_scale": 1.0, "sigma_stop": 0.0, "temperature": 1.0})
     assert sch["views"] == 3 and sch["corrector"] == "gradient" and sch["steps"] == 2
     assert math.isclose(sch["step_size"], 1.5e-6)
+
+
+def test_noise_temperature_is_live_and_recorded(tiny):
+    problem, _ = _problem()
+    base = {"levels": 6, "steps": 1, "samples": 1, "seed": 3}
+    _, a = _run(tiny, problem, {**base, "temperature": 1.0})
+    _, b = _run(tiny, problem, {**base, "temperature": 0.2})
+    items, c = _run(tiny, problem, {**base, "temperature": 1.0}, changes_at={4: {"temperature": 0.2}})
+    assert a.meta["schedule"]["temperature"] == 1.0 and c.meta["schedule"]["temperature"] == 0.2
+    assert not np.array_equal(a.samples, b.samples)
+    assert not np.array_equal(c.samples, a.samples) and not np.array_equal(c.samples, b.samples)
+    assert H.SPEC.defaults()["temperature"] == H.TEMPERATURE

@@ -17,7 +17,9 @@ Our fast default (schedule "fast", chosen on validation slices; docs/methods/hgg
 network and the consistency step but samples like a predictor-corrector VE-SDE solver: it starts
 from the zero-filled image plus noise of σ_start, and at each of the levels below σ_start takes a
 reverse-diffusion predictor step and ``steps`` Langevin corrector steps (signal-to-noise rule),
-each followed by hard data consistency on every copy; it ends on the noise-free mean.
+each followed by hard data consistency on every copy; it ends on the noise-free mean. The fresh
+noise of both steps is scaled by a temperature T = 0.3 (a sharpened posterior: +2.7 dB for one
+sample on the validation slices, where T = 1 falls below TV).
 
 Deviations from the authors' code: Gaussian instead of uniform perturbation noise (the method as
 described; the uniform draw is a quirk of their code); images are divided by the peak of the
@@ -54,10 +56,14 @@ CONFIGS = {
 SCHEDULES = {
     "paper": {"levels": 10, "steps": 80, "sigma_start": 1.0, "views": 3, "step_size": 1.5e-6,
               "corrector": "gradient", "perturb": 1.0, "predictor": "none", "init": "random"},
-    "fast": {"levels": 40, "steps": 1, "sigma_start": 0.3, "views": 1, "step_size": 0.64,
+    "fast": {"levels": 24, "steps": 1, "sigma_start": 0.3, "views": 1, "step_size": 0.64,
              "corrector": "langevin", "perturb": 0.0, "predictor": "reverse_diffusion",
              "init": "zero-filled"},
 }
+
+
+#: Default noise temperature of the fast schedule, chosen on the validation slices (docs/methods/hggdp.md).
+TEMPERATURE = 0.3
 
 
 # --------------------------------------------------------------------------- embedding
@@ -117,8 +123,8 @@ def loss(model, batch: dict):
     return value, {"dsm": float(per.mean())}
 
 
-#: The short reconstruction validation runs (fast schedule, 24-level ladder from σ 0.3).
-VALIDATION_SCHEDULE = {**SCHEDULES["fast"], "levels": 24}
+#: The short reconstruction validation runs (fast schedule: 24-level ladder from σ 0.3).
+VALIDATION_SCHEDULE = {**SCHEDULES["fast"], "temperature": TEMPERATURE}
 
 
 @torch.no_grad()
@@ -169,7 +175,8 @@ def sample(model, zf: torch.Tensor, dc, schedule: dict, gen: torch.Generator, li
             break
         score = S.averaged_score(model, int(sch["views"]), gen, perturb=float(sch.get("perturb", 0.0)))
         corrector = S.get(S.CORRECTORS, sch["corrector"])
-        opts = {"snr": sch["step_size"], "eps": sch["step_size"], "sigma_last": model.sigma_min}
+        temp = float(sch.get("temperature", 1.0))
+        opts = {"snr": sch["step_size"], "eps": sch["step_size"], "sigma_last": model.sigma_min, "temperature": temp}
         for j in range(int(sch["steps"])):
             x, x_mean = corrector(x, sigma, score, gen, **opts)
             x = dc(x)
@@ -177,7 +184,7 @@ def sample(model, zf: torch.Tensor, dc, schedule: dict, gen: torch.Generator, li
         if sch["predictor"] != "none":
             last = sigma_next == 0.0
             x, x_mean = S.get(S.PREDICTORS, sch["predictor"])(x, sigma, score, gen, sigma_next=sigma_next,
-                                                              add_noise=not last)
+                                                              add_noise=not last, temperature=temp)
             x = dc(x_mean if last else x)
             yield level, int(sch["steps"]), from_stack(dc(x_mean)).mean(1), sigma
 
@@ -203,6 +210,7 @@ def schedule_from(params) -> dict:
         sch["sigma_start"] = float(params["sigma_start"])
     sch["step_size"] = sch["step_size"] * float(params["step_scale"])
     sch["sigma_stop"] = float(params["sigma_stop"])
+    sch["temperature"] = float(params["temperature"])
     return sch
 
 
@@ -256,6 +264,10 @@ SPEC = learned.learned_spec(
               help="warm start: the zero-filled image plus noise of this σ enters the ladder here"),
         Param("sigma_stop", 0.0, low=0.0, high=1.0, live=True, label="stop at σ",
               help="end the run at the first level below this σ"),
+        Param("temperature", TEMPERATURE, low=0.0, high=1.0, live=True, label="noise temperature",
+              help="multiplier on the fresh noise of the predictor and corrector steps: 1 = the sampler as "
+                   "derived; below 1 a sharpened posterior (between a sample and its mode: a better single-"
+                   "sample PSNR, less spread over K samples); the paper schedule adds no such noise"),
         *STOCHASTIC_PARAMS,
     ),
     run=run,

@@ -8,11 +8,15 @@ and ends on). ``score_fn(x, sigma)`` is any :class:`~napari_unrollrecon.priors.s
 =====================  ===================================================================
 predictor / corrector  update (z ~ N(0, I) from the generator)
 =====================  ===================================================================
-reverse_diffusion      x̄ = x + (σ² − σ'²)·s(x, σ);  x = x̄ + √(σ² − σ'²)·z   (σ' the next level)
-langevin (SNR rule)    ε = 2·(snr·‖z‖/‖s‖)²;  x̄ = x + ε·s(x, σ);  x = x̄ + √(2ε)·z
+reverse_diffusion      x̄ = x + (σ² − σ'²)·s(x, σ);  x = x̄ + T·√(σ² − σ'²)·z   (σ' the next level)
+langevin (SNR rule)    ε = 2·(snr·‖z‖/‖s‖)²;  x̄ = x + ε·s(x, σ);  x = x̄ + T·√(2ε)·z
 annealed_langevin      α = ε·(σ/σ_L)²;  x̄ = x + α·s(x, σ);  x = x̄ + √(2α)·z   (NCSN)
 gradient               α = ε·(σ/σ_L)²;  x = x̄ = x + α·s(x, σ)   (HGGDP, with a perturbed score)
 =====================  ===================================================================
+
+T is the noise temperature (1 = the sampler as derived): below 1 the chain draws from a sharpened
+posterior, between a sample and its mode, which is what a single-sample PSNR rewards (HGGDP's fast
+schedule, chosen on validation slices; docs/methods/hggdp.md).
 """
 
 from __future__ import annotations
@@ -49,12 +53,13 @@ def _norms(t: torch.Tensor) -> torch.Tensor:
 
 
 @register(PREDICTORS, "reverse_diffusion")
-def reverse_diffusion(x, sigma, score_fn, generator, sigma_next: float = 0.0, add_noise: bool = True):
+def reverse_diffusion(x, sigma, score_fn, generator, sigma_next: float = 0.0, add_noise: bool = True,
+                      temperature: float = 1.0):
     var = sigma**2 - sigma_next**2
     x_mean = x + var * score_fn(x, sigma)
     if not add_noise or var <= 0:
         return x_mean, x_mean
-    return x_mean + math.sqrt(var) * noise(x.shape, generator, x), x_mean
+    return x_mean + temperature * math.sqrt(var) * noise(x.shape, generator, x), x_mean
 
 
 @register(PREDICTORS, "none")
@@ -63,19 +68,20 @@ def no_predictor(x, sigma, score_fn, generator, **_):
 
 
 @register(CORRECTORS, "langevin")
-def langevin(x, sigma, score_fn, generator, snr: float = 0.16, **_):
+def langevin(x, sigma, score_fn, generator, snr: float = 0.16, temperature: float = 1.0, **_):
     g = score_fn(x, sigma)
     z = noise(x.shape, generator, x)
     eps = 2 * (snr * _norms(z) / _norms(g).clamp_min(1e-12)) ** 2
     x_mean = x + eps * g
-    return x_mean + (2 * eps).sqrt() * z, x_mean
+    return x_mean + temperature * (2 * eps).sqrt() * z, x_mean
 
 
 @register(CORRECTORS, "annealed_langevin")
-def annealed_langevin(x, sigma, score_fn, generator, eps: float = 2e-5, sigma_last: float = 0.01, **_):
+def annealed_langevin(x, sigma, score_fn, generator, eps: float = 2e-5, sigma_last: float = 0.01,
+                      temperature: float = 1.0, **_):
     alpha = eps * (sigma / sigma_last) ** 2
     x_mean = x + alpha * score_fn(x, sigma)
-    return x_mean + math.sqrt(2 * alpha) * noise(x.shape, generator, x), x_mean
+    return x_mean + temperature * math.sqrt(2 * alpha) * noise(x.shape, generator, x), x_mean
 
 
 @register(CORRECTORS, "gradient")
