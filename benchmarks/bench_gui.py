@@ -195,7 +195,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=4, help="runs per method (the first is 'cold')")
     ap.add_argument("--dock", nargs="*", default=[], help="module:Class of other dock versions to measure too")
     ap.add_argument("--no-pbar", action="store_true",
-                    help="diagnosis: measure without napari's progress bar (the dock always shows one)")
+                    help="diagnosis: measure without the dock's progress-bar ticks")
     args = ap.parse_args(argv)
 
     import napari
