@@ -354,6 +354,8 @@ def test_corrupt_or_unknown_files(tmp_path, name, content, match):
         (np.ones((2, 2, 2, 2, 2)), "at most 4"),
         (np.array([[1.0, np.nan], [0.0, 1.0]]), "1 NaN/Inf"),
         (np.array([[1.0, np.inf], [0.0, 1.0]]), "NaN/Inf"),
+        (np.array([[1.0, 1e39], [0.0, 1.0]]), "beyond the float32 range"),
+        (np.array([[1.0, 1e39j], [0.0, 1.0]]), "beyond the float32 range"),
         (np.zeros((0, 4)), "empty"),
         (np.array([["a", "b"], ["c", "d"]]), "non-numeric"),
         (np.zeros((2, 2), dtype=[("a", "f4"), ("b", "i4")]), "non-numeric"),

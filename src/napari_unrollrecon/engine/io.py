@@ -385,6 +385,11 @@ def _check_array(path, a: np.ndarray) -> np.ndarray:
         if bad:
             raise _fail(path, f"contains {bad} NaN/Inf value(s) out of {a.size}",
                         "replace them (e.g. numpy.nan_to_num) and save again")
+        wide = a.dtype.itemsize > (8 if a.dtype.kind == "c" else 4)  # float64 / complex128
+        peak = float(np.abs(a).max()) if wide else 0.0
+        if peak > np.finfo(np.float32).max:  # would turn into Inf when read as float32
+            raise _fail(path, f"holds values up to {peak:.3g}, beyond the float32 range the methods use",
+                        "rescale the data and save again")
     return a
 
 
