@@ -1,5 +1,6 @@
 """The README's HGGDP table from the per-mask results of benchmarks/hggdp.sh: methods as rows,
-masks as columns, PSNR dB / SSIM (mean over the 31 test slices); masks not run yet are left out.
+masks as columns, PSNR dB / SSIM [/ HFEN where the run recorded it] (mean over the 31 test
+slices); masks not run yet are left out.
 
     .venv/bin/python benchmarks/hggdp_table.py > benchmarks/results/siat31_hggdp.md
 """
@@ -23,7 +24,8 @@ def main() -> None:
                                       for m, t in table.items()) + " |")
     print("|---|" + "---|" * len(table))
     for meth in METHODS:
-        cells = [f"{float(t[meth]['psnr_mean']):.2f} / {float(t[meth]['ssim_mean']):.3f}" for t in table.values()]
+        cells = [f"{float(t[meth]['psnr_mean']):.2f} / {float(t[meth]['ssim_mean']):.3f}"
+                 + (f" / {float(t[meth]['hfen_mean']):.3f}" if t[meth].get("hfen_mean") else "") for t in table.values()]
         name = f"**{meth} (ours, fast default)**" if meth == "hggdp" else meth
         print(f"| {name} | " + " | ".join(cells) + " |")
     gains = [float(t["hggdp"]["psnr_mean"]) - max(float(t["tv"]["psnr_mean"]), float(t["l1-wavelet"]["psnr_mean"]))

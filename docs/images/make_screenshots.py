@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 from qtpy.QtWidgets import QApplication
 
 OUT = Path(__file__).parent
+DATA = Path(os.environ.get("UNROLLRECON_DATA", Path(__file__).parents[3] / "shared" / "datasets"))
 torch.set_num_threads(1)
 
 
@@ -141,10 +143,7 @@ def compare_at_stage():
 
 def file_chooser():
     """A MATLAB file with a cine series and its k-t mask: the File part picks frame 3 of the series."""
-    import os
-
-    root = Path(os.environ.get("UNROLLRECON_DATA", Path(__file__).parents[3] / "shared" / "datasets"))
-    path = root / "yhao-z-dMRI-Data" / "data_tmi_fast.mat"
+    path = DATA / "yhao-z-dMRI-Data" / "data_tmi_fast.mat"
     if not path.is_file():
         print(f"skipped the file chooser: {path} not found")
         return
@@ -223,9 +222,24 @@ def ddugm_cine():
 
 
 def hggdp_k2():
-    """HGGDP's fast schedule on the complex MRI phantom at 15 % radial, K = 2: mean, |error|, std."""
-    viewer, dock = setup_run("UnrollRecon – HGGDP, K = 2 posterior samples", "mri_phantom", "radial", 0.15, "hggdp",
-                             weights=str(RUNS / "hggdp-cpu-full16" / "hggdp-cpu-full16-best.safetensors"), samples=2)
+    """HGGDP (bundled weights, fast default) with K = 2 on a SIAT test slice at the HGGDP radial
+    15 % mask file: mean, |error|, std side by side (the phantom when the data root is absent)."""
+    viewer, dock = viewer_with_dock("UnrollRecon – HGGDP, K = 2 posterior samples")
+    image, mask = DATA / "HGGDP/hggdp_rec/test_image31/test_data_23.mat", DATA / "HGGDP/hggdp_rec/mask/mask_radial_015.mat"
+    if image.exists():
+        viewer.open(str(image), plugin="napari-unrollrecon")
+        viewer.open(str(mask), plugin="napari-unrollrecon")
+        pump(0.5)  # the opened image becomes the data layer; the mask file goes to the mask-layer choice
+        combo = dock.mask_layer_combo
+        combo.setCurrentIndex(next(i for i in range(combo.count()) if "radial_015" in combo.itemText(i)))
+    else:
+        viewer.open_sample("napari-unrollrecon", "mri_phantom")
+        dock.mask_combo.setCurrentText("radial")
+        dock.ratio_spin.setValue(0.15)
+    dock.method_combo.setCurrentIndex(dock.method_combo.findData("hggdp"))
+    dock.param_form.set_value("samples", 2)
+    dock.side_check.setChecked(True)
+    pump(0.5)
     run_to_end(dock, timeout=900, settle=1.5)
     viewer.screenshot(str(OUT / "dock_hggdp_k2.png"), canvas_only=False)
     viewer.close()

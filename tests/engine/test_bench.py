@@ -53,3 +53,13 @@ def test_union_of_mask_files_tiled_over_frames(frames, tmp_path):
 def test_meaningless_grids_are_refused_before_any_work(tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         bench.run_bench(tmp_path / "does-not-exist", quiet=True, **kw)
+
+
+def test_hggdp_convention_adds_an_hfen_column(tmp_path):
+    img = np.abs(phantoms.mri_phantom(32))
+    np.save(tmp_path / "a.npy", img)
+    rows = bench.run_bench(tmp_path, ["zero-filled"], masks=["radial"], ratios=[30], convention="hggdp", quiet=True)
+    assert rows[0]["hfen_mean"] > 0
+    assert "HFEN" in bench.markdown(rows)
+    plain = bench.run_bench(tmp_path, ["zero-filled"], masks=["radial"], ratios=[30], quiet=True)
+    assert plain[0]["hfen_mean"] is None and "HFEN" not in bench.markdown(plain)

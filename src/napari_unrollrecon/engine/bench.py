@@ -33,7 +33,7 @@ from napari_unrollrecon.engine.pipeline import MaskSettings, build_problem
 from napari_unrollrecon.engine.stream import run
 
 FIELDS = ["method", "mask", "setting", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
-          "nmse_mean", "seconds_per_slice", "peak_mem_mb", "realised_ratio", "std_err_corr"]
+          "nmse_mean", "hfen_mean", "seconds_per_slice", "peak_mem_mb", "realised_ratio", "std_err_corr"]
 
 
 def std_error_correlation(std: np.ndarray, image: np.ndarray, reference: np.ndarray) -> float:
@@ -198,6 +198,7 @@ def run_bench(data, methods, masks=("cartesian",), ratios=(10, 20, 30, 40, 50), 
                 "psnr_mean": np.mean(stats["psnr"]), "psnr_std": np.std(stats["psnr"]),
                 "ssim_mean": np.mean(stats["ssim"]), "ssim_std": np.std(stats["ssim"]),
                 "nmse_mean": np.mean(stats["nmse"]), "seconds_per_slice": np.mean(stats["seconds"]),
+                "hfen_mean": np.mean(stats["hfen"]) if stats["hfen"] else None,  # hggdp convention
                 "peak_mem_mb": peak.mb(), "realised_ratio": ratio,
                 "std_err_corr": float(np.nanmean(stats["std_err_corr"])) if stats["std_err_corr"] else None,
             })
@@ -294,7 +295,8 @@ def markdown(rows, command: str | None = None) -> str:
             cells, secs, mems = [], [], []
             for c in cols:
                 r = next((r for r in sub if r["method"] == method and r["setting"] == c), None)
-                cells.append(f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} / {r['ssim_mean']:.4f}" if r else "")
+                hfen_ = f" / HFEN {r['hfen_mean']:.3f}" if r and r.get("hfen_mean") is not None else ""
+                cells.append(f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} / {r['ssim_mean']:.4f}{hfen_}" if r else "")
                 if r:
                     secs.append(r["seconds_per_slice"])
                     mems.append(r.get("peak_mem_mb", float("nan")))

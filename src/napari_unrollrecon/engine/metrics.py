@@ -121,8 +121,9 @@ def evaluate(x, ref, convention: str = "range", with_ssim: bool = True) -> dict[
             out["ssim"] = ssim(x, ref, 1.0, gaussian=convention == "gdunet-ct")
     elif convention == "hggdp":
         out = {"psnr": psnr(255 * x, 255 * ref, 255.0)}
-        if with_ssim:
+        if with_ssim:  # the full set the paper reports: SSIM and HFEN on [0, 1] magnitudes
             out["ssim"] = ssim(x, ref, 1.0)
+            out["hfen"] = hfen(x, ref)
     elif convention == "ddugm":
         frames = [(a / max(a.max(), 1e-30), b / max(b.max(), 1e-30)) for a, b in zip(x.reshape(-1, *x.shape[-2:]), ref.reshape(-1, *ref.shape[-2:]))]
         out = {"psnr": float(np.mean([psnr(255 * a, 255 * b, 255.0) for a, b in frames]))}
