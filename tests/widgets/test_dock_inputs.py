@@ -32,6 +32,7 @@ def test_an_uncentred_mask_layer_is_detected_and_the_dock_says_which_layout(dock
     assert "assumed uncentred" in status and "shifted to centre" in status, status
     assert "mask layer 'mask_25'" in status
     np.testing.assert_array_equal(widget.active.mask, centred)  # the run used the centred mask
+    assert widget.active.settings.describe() == "MRI, mask layer 'mask_25'"  # the canvas caption, not the generator's
 
 
 def test_a_real_image_called_k_space_is_refused_before_a_run(dock, phantom):

@@ -181,10 +181,13 @@ class RunSettings:
     n_views: int = 60
     noise: float = 0.0
     device: str = "auto"
+    mask_layer: str = ""  # the mask layer used instead of a generated mask, if any
 
     def describe(self) -> str:
         if self.modality == "ct":
             return f"CT, {self.n_views} views"
+        if self.mask_layer:
+            return f"{MODALITIES[self.modality]}, mask layer '{self.mask_layer}'"
         return f"{MODALITIES[self.modality]}, {self.mask_kind} mask {self.ratio:.0%}"
 
 

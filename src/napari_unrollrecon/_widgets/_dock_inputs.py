@@ -194,6 +194,7 @@ class InputsMixin:
             n_views=self.views_spin.value(),
             noise=self.noise_spin.value(),
             device=self.device_combo.currentText(),
+            mask_layer=getattr(self._layer(self.mask_layer_combo.currentText()), "name", ""),
         )
 
     def _gather(self):
