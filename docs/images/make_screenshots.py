@@ -50,12 +50,17 @@ def setup_run(title, sample, mask, ratio, method, **params):
     viewer.open_sample("napari-unrollrecon", sample)
     dock.mask_combo.setCurrentText(mask)
     dock.ratio_spin.setValue(ratio)
+    choose_method(dock, method, **params)
+    return viewer, dock
+
+
+def choose_method(dock, method, **params):
+    """Pick the method, set its parameters, lay the run out side by side."""
     dock.method_combo.setCurrentIndex(dock.method_combo.findData(method))
     for name, value in params.items():
         dock.param_form.set_value(name, value)
     dock.side_check.setChecked(True)
     pump(0.5)
-    return viewer, dock
 
 
 def run_to_end(dock, timeout=300, settle=1.0) -> None:
@@ -72,14 +77,8 @@ def hide_sinograms(viewer) -> None:
 
 def mri_run():
     """TV on the MRI phantom mid-run, side by side with the reference and its error map."""
-    viewer, dock = viewer_with_dock("UnrollRecon – MRI TV reconstruction")
-    viewer.open_sample("napari-unrollrecon", "mri_phantom")
-    dock.mask_combo.setCurrentText("cartesian")
-    dock.ratio_spin.setValue(0.25)
-    dock.method_combo.setCurrentIndex(dock.method_combo.findData("tv"))
-    dock.param_form.set_value("iterations", 300)
-    dock.side_check.setChecked(True)
-    pump(0.5)
+    viewer, dock = setup_run("UnrollRecon – MRI TV reconstruction", "mri_phantom", "cartesian", 0.25, "tv",
+                             iterations=300)
     dock.run()
     wait(lambda: dock.active.last is not None and dock.active.last.stage >= 110)
     pump(0.6)
@@ -236,10 +235,7 @@ def hggdp_k2():
         viewer.open_sample("napari-unrollrecon", "mri_phantom")
         dock.mask_combo.setCurrentText("radial")
         dock.ratio_spin.setValue(0.15)
-    dock.method_combo.setCurrentIndex(dock.method_combo.findData("hggdp"))
-    dock.param_form.set_value("samples", 2)
-    dock.side_check.setChecked(True)
-    pump(0.5)
+    choose_method(dock, "hggdp", samples=2)
     run_to_end(dock, timeout=900, settle=1.5)
     viewer.screenshot(str(OUT / "dock_hggdp_k2.png"), canvas_only=False)
     viewer.close()

@@ -97,3 +97,17 @@ def phantom():
     from napari_unrollrecon.engine.phantoms import mri_phantom
 
     return np.abs(mri_phantom(64)).astype(np.float32)
+
+
+@pytest.fixture
+def tick():
+    """``tick(widget, methods)``: check exactly these methods in the dock's Compare list."""
+    from qtpy.QtCore import Qt
+
+    def tick(widget, methods):
+        for i in range(widget.compare_list.count()):
+            item = widget.compare_list.item(i)
+            keep = item.data(Qt.ItemDataRole.UserRole) in methods
+            item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
+
+    return tick

@@ -120,13 +120,10 @@ def test_tweak_after_run_reruns_from_affected_stage(dock, qtbot, phantom):
     assert widget.record.cache.resumed_from == 3
 
 
-def test_compare_labels_every_panel(dock, qtbot, phantom):
+def test_compare_labels_every_panel(dock, qtbot, phantom, tick):
     viewer, widget = dock
     viewer.add_image(phantom, name="phantom")
-    for i in range(widget.compare_list.count()):
-        item = widget.compare_list.item(i)
-        keep = item.data(Qt.ItemDataRole.UserRole) in ("dummy-stages", "zero-filled")
-        item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
+    tick(widget, ("dummy-stages", "zero-filled"))
     widget.compare()
     _wait_done(qtbot, widget)
     assert widget.table.rowCount() == 2

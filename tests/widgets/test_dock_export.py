@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qtpy.QtCore import Qt
 
 from napari_unrollrecon.engine import export
 from napari_unrollrecon.engine.notices import Notice
@@ -46,13 +45,10 @@ def test_export_side_by_side_has_reference_stages_and_error(dock, qtbot, phantom
     assert frames.shape[0] == 3 and frames.shape[2] == 3 * export.MIN_WIDTH + 2 * 4
 
 
-def test_export_a_compare_records_every_method(dock, qtbot, phantom, tmp_path):
+def test_export_a_compare_records_every_method(dock, qtbot, phantom, tmp_path, tick):
     viewer, widget = dock
     viewer.add_image(phantom, name="phantom")
-    for i in range(widget.compare_list.count()):
-        item = widget.compare_list.item(i)
-        keep = item.data(Qt.ItemDataRole.UserRole) in ("dummy-stages", "zero-filled")
-        item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
+    tick(widget, ("dummy-stages", "zero-filled"))
     widget.compare()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
     panels = widget.trajectory_panels()
