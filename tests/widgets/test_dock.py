@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QTimer
 
 from napari_unrollrecon._widgets._controller import META_KEY
 
