@@ -1,5 +1,5 @@
-"""The README's HGGDP table from the per-mask results of benchmarks/hggdp.sh: methods as rows,
-masks as columns, PSNR dB / SSIM [/ HFEN where the run recorded it] (mean over the 31 test
+"""The README's HGGDP table from the per-mask results of benchmarks/hggdp.sh: masks as rows,
+methods as columns, PSNR dB / SSIM [/ HFEN where the run recorded it] (mean over the 31 test
 slices); masks not run yet are left out.
 
     .venv/bin/python benchmarks/hggdp_table.py > benchmarks/results/siat31_hggdp.md
@@ -20,18 +20,16 @@ def main() -> None:
         path = RESULTS / f"siat31_hggdp_{m}.csv"
         if path.exists():
             table[m] = {r["method"]: r for r in csv.DictReader(open(path))}
-    print("| method | " + " | ".join(f"{m} ({float(next(iter(t.values()))['realised_ratio']):.1%})"
-                                      for m, t in table.items()) + " |")
-    print("|---|" + "---|" * len(table))
-    for meth in METHODS:
-        cells = [f"{float(t[meth]['psnr_mean']):.2f} / {float(t[meth]['ssim_mean']):.3f}"
-                 + (f" / {float(t[meth]['hfen_mean']):.3f}" if t[meth].get("hfen_mean") else "") for t in table.values()]
-        name = f"**{meth} (ours, fast default)**" if meth == "hggdp" else meth
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    gains = [float(t["hggdp"]["psnr_mean"]) - max(float(t["tv"]["psnr_mean"]), float(t["l1-wavelet"]["psnr_mean"]))
-             for t in table.values()]
-    print("| *HGGDP − better of TV / L1 (dB)* | " + " | ".join(f"*{g:+.2f}*" for g in gains) + " |")
-
+    names = {"hggdp": "**HGGDP (ours)**", "gdunet": "GDUNet", "tv": "TV", "l1-wavelet": "L1-wavelet",
+             "zero-filled": "zero-filled"}
+    print("| mask (sampled) | " + " | ".join(names[m] for m in METHODS) + " | HGGDP − better of TV / L1 |")
+    print("|---|" + "---|" * (len(METHODS) + 1))
+    for mask, t in table.items():
+        cells = [f"{float(t[m]['psnr_mean']):.2f} / {float(t[m]['ssim_mean']):.3f}"
+                 + (f" / {float(t[m]['hfen_mean']):.2f}" if t[m].get("hfen_mean") else "") for m in METHODS]
+        gain = float(t["hggdp"]["psnr_mean"]) - max(float(t["tv"]["psnr_mean"]), float(t["l1-wavelet"]["psnr_mean"]))
+        ratio = float(next(iter(t.values()))["realised_ratio"])
+        print(f"| `{mask}` ({ratio:.1%}) | " + " | ".join(cells) + f" | {gain:+.2f} dB |")
 
 if __name__ == "__main__":
     main()
