@@ -58,15 +58,15 @@ CONFIGS = {
 #: Schedules: the paper's annealed Langevin and our fast predictor-corrector default.
 SCHEDULES = {
     "paper": {"levels": 10, "steps": 80, "sigma_start": 1.0, "views": 3, "step_size": 1.5e-6,
-              "corrector": "gradient", "perturb": 1.0, "predictor": "none", "init": "random"},
+              "corrector": "gradient", "perturb": 1.0, "predictor": "none", "init": "random", "temperature": 1.0},
     "fast": {"levels": 24, "steps": 1, "sigma_start": 0.3, "views": 1, "step_size": 0.64,
              "corrector": "langevin", "perturb": 0.0, "predictor": "reverse_diffusion",
-             "init": "zero-filled"},
+             "init": "zero-filled", "temperature": 0.3},
 }
 
 
 #: Default noise temperature of the fast schedule, chosen on the validation slices (docs/methods/hggdp.md).
-TEMPERATURE = 0.3
+TEMPERATURE = SCHEDULES["fast"]["temperature"]
 
 
 # --------------------------------------------------------------------------- embedding
@@ -127,7 +127,7 @@ def loss(model, batch: dict):
 
 
 #: The short reconstruction validation runs (fast schedule: 24-level ladder from σ 0.3).
-VALIDATION_SCHEDULE = {**SCHEDULES["fast"], "temperature": TEMPERATURE}
+VALIDATION_SCHEDULE = SCHEDULES["fast"]
 
 
 @torch.no_grad()
