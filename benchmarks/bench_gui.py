@@ -194,6 +194,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=4, help="runs per method (the first is 'cold')")
     ap.add_argument("--dock", nargs="*", default=[], help="module:Class of other dock versions to measure too")
+    ap.add_argument("--only", action="store_true", help="measure only --methods (no learned methods added)")
     ap.add_argument("--no-pbar", action="store_true",
                     help="diagnosis: measure without the dock's progress-bar ticks")
     args = ap.parse_args(argv)
@@ -209,7 +210,7 @@ def main(argv=None):
     _time_worker_first_frame()
     load0 = f"{os.getloadavg()[0]:.1f}"
     learned = [n for n in registry.names() if _safe_learned(registry, n)]
-    methods = list(args.methods) + [n for n in learned if n not in args.methods]
+    methods = list(args.methods) + ([] if args.only else [n for n in learned if n not in args.methods])
     rows = []
     for dock_path in [None, *args.dock]:
         viewer = napari.Viewer(show=True)

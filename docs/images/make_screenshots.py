@@ -203,16 +203,11 @@ def gaussian_langevin():
     viewer.close()
 
 
-RUNS = Path(__file__).resolve().parents[2] / "training" / "runs"
-
-
 def ddugm_cine():
-    """DD-UGM on the cine phantom (R ≈ 5 k-t equispaced), K = 2: stage × frame sliders, mean, |error|,
-    std and the branch layers; weights from the training runs (not yet shipped)."""
+    """DD-UGM (bundled weights, fast default: 30 L+S stages, then 40 iterations) on the cine phantom
+    (R ≈ 5 k-t equispaced), K = 2: stage × frame sliders, mean, |error|, std and the branch layers."""
     viewer, dock = setup_run("UnrollRecon – DD-UGM on a cine series", "cine_phantom", "equispaced", 0.20, "dd-ugm",
-                             weights_k=str(RUNS / "dd-ugm-k-cpu" / "dd-ugm-k-cpu-best.safetensors"),
-                             weights_x=str(RUNS / "dd-ugm-x-cpu" / "dd-ugm-x-cpu-best.safetensors"),
-                             init="zero-filled", iterations=8, samples=2, branches=True)
+                             samples=2, branches=True)
     run_to_end(dock, timeout=900)
     viewer.dims.set_current_step(1, 5)  # frame 6 of 16
     pump(0.8)

@@ -107,3 +107,59 @@ def test_lplus_s_warm_start_streams_first(models, problem):
     assert [u.stage for u in updates] == [1, 2, 3, 4, 5] and result.stages == 5
     assert updates[0].label.startswith("L+S warm start") and updates[-1].label.startswith("DD-UGM iteration 2/2")
     assert updates[-1].total == 5
+
+
+def test_without_networks_the_sampler_is_low_rank_projections_onto_the_data(models, problem):
+    from napari_unrollrecon.methods.dd_ugm import low_rank
+
+    p, _ = problem
+    updates, result = _run(models, p, iterations=3, init="zero-filled", networks=False, rank=30)
+    assert result.meta["network_evaluations"] == 0
+    x = p.operator.initial_estimate(p.y).to(torch.complex64)
+    peak = p.scale
+    x = x / peak
+    for _ in range(3):  # the same steps by hand: project, then restore the measured k-t points
+        x = p.operator.data_consistency(low_rank(x, 4, 30), p.y / peak)
+    np.testing.assert_allclose(result.complex_image[0] if result.complex_image.ndim == 4 else result.complex_image,
+                               (x * peak).numpy(), atol=1e-4)
+
+
+def test_rank_zero_follows_the_mask_family(models):
+    from napari_unrollrecon.methods.dd_ugm import AUTO_RANK
+
+    x0 = phantoms.cine_phantom(4, 24)
+    for kind, family in (("equispaced", "lines"), ("radial", "other")):
+        p = problems.mri_from_image(x0, make_mask(kind, x0.shape, 0.3, seed=0))
+        _, result = _run(models, p, iterations=1, init="zero-filled", networks=False)
+        assert result.meta["schedule"]["rank"] == AUTO_RANK[family]
+    p = problems.mri_from_image(x0, make_mask("radial", x0.shape, 0.3, seed=0))
+    assert _run(models, p, iterations=1, init="zero-filled", rank=7)[1].meta["schedule"]["rank"] == 7
+
+
+def test_bundled_models_load_verified_and_improve_a_cine_phantom():
+    from napari_unrollrecon.engine.metrics import evaluate
+    from napari_unrollrecon.methods import learned
+    from napari_unrollrecon.methods.dd_ugm import padded
+
+    found = {name: learned.bundled(name) for name in ("dd-ugm-k", "dd-ugm-x")}
+    if not all(found.values()):
+        pytest.skip("no bundled DD-UGM weights")
+    for name, files in found.items():
+        card = learned.read_card(files[0])
+        assert card["method"] == name and card["sha256"] == learned.sha256(files[0])
+    x0 = phantoms.cine_phantom(6, 64)
+    p = problems.mri_from_image(x0, make_mask("radial", x0.shape, 0.2, seed=0))
+    result = stream.run(registry.get("dd-ugm"), p, {"iterations": 3, "warm_iterations": 5})
+    assert set(result.meta["weights"].split(" + ")) == {files[0].name for files in found.values()}
+    # the image model is a trained denoiser: one Tweedie step at σ 0.05 removes much of the noise
+    model, _ = M.STORES["dd-ugm-x"].resolve("", "cpu")
+    clean = torch.from_numpy(x0 / x0.max()).to(torch.complex64)
+    u = M.to_domain(clean, "image")
+    noisy = u + 0.05 * torch.randn(u.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        denoised = noisy + 0.05**2 * padded(model)(noisy, 0.05)
+
+    def psnr(v):
+        return evaluate(np.abs(M.from_domain(v, "image").numpy()), x0, "ddugm")["psnr"]
+
+    assert psnr(denoised) > psnr(noisy) + 3

@@ -13,6 +13,7 @@ import torch
 from napari_unrollrecon.physics.fft import mask_to_centred, mask_to_uncentred
 from napari_unrollrecon.engine.io import read_mask as load_mask
 from napari_unrollrecon.physics.masks import (
+    is_line_mask,
     KT_KINDS,
     MASK_KINDS,
     MaskError,
@@ -413,3 +414,17 @@ def test_preview_png(tmp_path):
     assert img.shape == (14 + 2 * 32 + 2, 3 * 30 + 2 * 2)  # title band, 2 x 3 montage
     np.testing.assert_array_equal(img[14 + 34 : 14 + 66, 32:62], (kt[4] * 255).astype(np.uint8))
     assert img[:14].max() > 0  # the title was drawn
+
+
+@pytest.mark.parametrize("kind", MASK_KINDS)
+def test_line_masks_are_the_1d_kinds(kind):
+    m = make_mask(kind, (3, 32, 40), 0.25, seed=1)
+    assert is_line_mask(m) == (kind in ONE_D)
+    assert is_line_mask(np.swapaxes(m, -1, -2)) == (kind in ONE_D)  # rows instead of columns
+
+
+def test_line_mask_needs_one_axis_for_all_frames():
+    m = np.zeros((2, 8, 8), np.float32)
+    m[0, :, 3] = 1  # a column in frame 0
+    m[1, 3, :] = 1  # a row in frame 1
+    assert not is_line_mask(m)

@@ -163,6 +163,14 @@ def realised_ratio(mask) -> float:
     return float(np.count_nonzero(m) / m.size)
 
 
+def is_line_mask(mask) -> bool:
+    """Whether every frame samples whole lines (Cartesian: constant along one axis, the same
+    axis for all frames) - radial, random and Poisson-disc masks are not."""
+    m = _as_mask_array(mask) != 0
+    m = m.reshape(-1, *m.shape[-2:])
+    return bool(np.all(m == m[:, :1, :]) or np.all(m == m[:, :, :1]))
+
+
 def check_mask_shape(mask, image_shape) -> None:
     """Raise :class:`MaskError` unless ``mask`` fits images of ``image_shape`` (..., H, W)."""
     ms, ims = tuple(np.shape(mask)), tuple(image_shape)
