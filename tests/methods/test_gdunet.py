@@ -215,8 +215,17 @@ def test_preconditioned_ct_step_fits_detail_the_adjoint_step_misses(ct):
         if step == "fbp":
             out.sum().backward()
             assert model.eta1.grad is not None and float(model.eta1.grad.abs().sum()) > 0
-    assert errors["fbp"][0] < 0.85 * errors["adjoint"][0], errors  # closer to the truth (0.74 vs 0.94)
-    assert errors["fbp"][1] < 0.5 * errors["adjoint"][1], errors  # and to the data (0.25 vs 0.80)
+    assert errors["fbp"][0] < 0.85 * errors["adjoint"][0], errors  # closer to the truth (0.78 vs 0.94)
+    assert errors["fbp"][1] < 0.6 * errors["adjoint"][1], errors  # and to the data (0.41 vs 0.80)
+    # stable however many steps: FBP∘A has gains up to 6-7 with few views, which an unscaled step
+    # turned into growth at every inner step (a training diverged to losses of 1e9)
+    model = tiny_model("ct", inner_steps=40, ct_step="fbp")
+    (yn, op), _, scale = model.initial(y, problem.operator)
+    truth = torch.as_tensor(x, dtype=torch.float32)[None, None] / scale.view(-1, 1, 1, 1)
+    xhat = truth + 0.1 * torch.randn_like(truth)
+    with torch.no_grad():
+        out = model.ct_consistency(xhat, yn, op, stage=0)
+    assert float((out - truth).norm() / (xhat - truth).norm()) < 1.0
     with pytest.raises(ValueError, match="ct_step"):
         tiny_model("ct", ct_step="cg")
 
