@@ -195,6 +195,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=4, help="runs per method (the first is 'cold')")
     ap.add_argument("--dock", nargs="*", default=[], help="module:Class of other dock versions to measure too")
     ap.add_argument("--only", action="store_true", help="measure only --methods (no learned methods added)")
+    ap.add_argument("--hide-inputs", action="store_true", help="diagnosis: hide the sample's layers (each drawn layer costs)")
     ap.add_argument("--no-pbar", action="store_true",
                     help="diagnosis: measure without the dock's progress-bar ticks")
     args = ap.parse_args(argv)
@@ -226,6 +227,9 @@ def main(argv=None):
             label = dock_path
         for data, kwargs, _ in _sample_data.mri_sample(args.size):
             viewer.add_image(data, **kwargs)
+        if args.hide_inputs:
+            for layer in viewer.layers:
+                layer.visible = False
         _pump_until(app, lambda: False, 2.0)
         if args.no_pbar:
             dock._progress_tick = lambda: None
