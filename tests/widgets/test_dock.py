@@ -322,7 +322,7 @@ def test_gdunet_streams_threshold_maps_and_reruns_after_an_eps_tweak(dock, qtbot
 
     from napari_unrollrecon._widgets import _controller
 
-    monkeypatch.setattr(_controller, "bundled_weights", lambda spec, modality=None: [Path("in-memory.safetensors")])  # the override runs
+    monkeypatch.setattr(_controller, "bundled_weights", lambda spec, modality=None, param=None: [Path("in-memory.safetensors")])  # the override runs
     viewer, widget = dock
     viewer.add_image(phantom, name="phantom")
     torch.manual_seed(0)

@@ -188,9 +188,28 @@ def test_missing_weights_is_declared_by_path_params(dummy_method, monkeypatch):
     assert "Load weights…" in C.missing_weights(learned, {"weights": ""})
     assert "required" in C.path_hint(learned, learned.params[0])
     # a method shipping bundled weights runs without a file: empty means "the bundled default"
-    monkeypatch.setattr(C, "bundled_weights", lambda spec, modality=None: [__import__("pathlib").Path("b.safetensors")])
+    monkeypatch.setattr(C, "bundled_weights", lambda spec, modality=None, param=None: [__import__("pathlib").Path("b.safetensors")])
     assert C.missing_weights(learned, {"weights": ""}) is None
     assert "bundled b.safetensors" in C.path_hint(learned, learned.params[0])
+
+
+def test_each_path_parameter_looks_for_its_own_bundled_weights(monkeypatch):
+    """DD-UGM loads two networks: each path parameter names its weights kind (Param.weights)."""
+    from pathlib import Path
+
+    from napari_unrollrecon.engine import registry
+    from napari_unrollrecon.methods import learned
+
+    spec = registry.get("dd-ugm")
+    shipped = {"dd-ugm-k": [Path("k.safetensors")], "dd-ugm-x": [Path("x.safetensors")]}
+    monkeypatch.setattr(learned, "bundled", lambda method: shipped.get(method, []))
+    monkeypatch.setattr(learned, "read_card", lambda path: {"config": {}})
+    assert C.missing_weights(spec, {"weights_k": "", "weights_x": ""}, "dmri") is None
+    hints = {p.name: C.path_hint(spec, p, "dmri") for p in spec.params if p.kind == "path"}
+    assert hints == {"weights_k": "empty: bundled k.safetensors", "weights_x": "empty: bundled x.safetensors"}
+    shipped.pop("dd-ugm-k")  # only the image model shipped: the message names the k-space model
+    assert "no k-space model loaded" in C.missing_weights(spec, {"weights_k": "", "weights_x": ""}, "dmri")
+    assert C.missing_weights(spec, {"weights_k": "k.safetensors", "weights_x": ""}, "dmri") is None
 
 
 def test_stage_stack_captions_map_frames_to_stages():

@@ -407,8 +407,9 @@ def coerce_params(spec, values: dict) -> dict:
     return out
 
 
-def bundled_weights(spec, modality: str | None = None) -> list:
-    """Weights files shipped with the package for a learned method (empty for the others); with
+def bundled_weights(spec, modality: str | None = None, param=None) -> list:
+    """Weights files shipped with the package for a learned method (empty for the others) - for
+    one ``path`` parameter when the method loads several networks (``Param.weights``); with
     ``modality``, those trained for it (a model card naming no modality fits every modality)."""
     if not getattr(spec, "learned", False):
         return []
@@ -417,16 +418,23 @@ def bundled_weights(spec, modality: str | None = None) -> list:
     except ImportError:  # pragma: no cover - the learned module is part of the package
         return []
     try:
-        files = list(bundled(spec.name))
+        files = list(bundled(_weights_kind(spec, param)))
         return [p for p in files if modality is None
                 or read_card(p).get("config", {}).get("modality", modality) == modality]
     except (OSError, ValueError):
         return []
 
 
+def _weights_kind(spec, param=None) -> str:
+    """The model-card method a path parameter loads: ``Param.weights``, else the method's name."""
+    if param is None:
+        param = next((p for p in spec.params if p.kind == "path"), None)
+    return (getattr(param, "weights", "") if param is not None else "") or spec.name
+
+
 def path_hint(spec, param, modality: str | None = None) -> str:
     """Placeholder of a ``path`` control: what an empty value means for this method."""
-    files = bundled_weights(spec, modality)
+    files = bundled_weights(spec, modality, param)
     if files:
         return f"empty: bundled {files[0].name}"
     return f"no {param.label or param.name} loaded" + (" (required)" if spec.learned else "")
@@ -439,12 +447,12 @@ def missing_weights(spec, values: dict, modality: str | None = None) -> str | No
         return None
     from napari_unrollrecon.methods.learned import overridden
 
-    if overridden(spec.name):
-        return None
     for p in spec.params:
-        if p.kind == "path" and not values.get(p.name) and not bundled_weights(spec, modality):
+        if p.kind != "path" or values.get(p.name) or overridden(_weights_kind(spec, p)):
+            continue
+        if not bundled_weights(spec, modality, p):
             what = p.label or p.name
-            where = f" for {MODALITIES.get(modality, modality)}" if modality and bundled_weights(spec) else ""
+            where = f" for {MODALITIES.get(modality, modality)}" if modality and bundled_weights(spec, None, p) else ""
             return (f"{spec.title} has no {what} loaded and none is bundled{where}: click 'Load {what}…' "
                     "and choose a .safetensors file (with its .json model card beside it)")
     return None

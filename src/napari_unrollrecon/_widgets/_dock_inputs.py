@@ -147,10 +147,11 @@ class InputsMixin:
         if spec.learned:
             values = self.param_form.values()
             missing = C.missing_weights(spec, values, self._modality)
-            paths = [values.get(p.name) for p in spec.params if p.kind == "path"]
-            bundled = C.bundled_weights(spec, self._modality)
-            info += "\n" + (missing or (f"weights: {paths[0]}" if paths and paths[0]
-                                        else f"weights: bundled {bundled[0].name}" if bundled else ""))
+            named = []
+            for p in (p for p in spec.params if p.kind == "path"):
+                bundled = C.bundled_weights(spec, self._modality, p)
+                named.append(values.get(p.name) or (f"bundled {bundled[0].name}" if bundled else ""))
+            info += "\n" + (missing or ("weights: " + " + ".join(n for n in named if n) if any(named) else ""))
         notes = []
         if any(p.live for p in spec.params):
             notes.append("● = can change while it runs")

@@ -60,6 +60,7 @@ class Param:
     help: str = ""
     by_modality: tuple = ()  # ((modality, default), ...) where a modality needs another default
     modalities: tuple = ()  # the modalities it acts in (empty: all of the method's); the dock hides it elsewhere
+    weights: str = ""  # a path parameter's weights kind (a model card's "method"; empty: the method's own name)
 
     def applies_to(self, modality: str | None) -> bool:
         """Whether the parameter does anything for ``modality`` (None: any)."""

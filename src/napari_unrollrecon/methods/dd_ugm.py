@@ -255,9 +255,9 @@ SPEC = MethodSpec(
     title="DD-UGM (score-based, cine)",
     modalities=("dmri",),
     params=(
-        Param("weights_k", default="", kind="path", label="k-space model",
+        Param("weights_k", default="", kind="path", label="k-space model", weights="dd-ugm-k",
               help="k-space score model (.safetensors with its card); empty = the bundled weights"),
-        Param("weights_x", default="", kind="path", label="image model",
+        Param("weights_x", default="", kind="path", label="image model", weights="dd-ugm-x",
               help="image score model (.safetensors with its card); empty = the bundled weights"),
         Param("schedule", "fast", kind="choice", choices=tuple(SCHEDULES), label="schedule",
               help="fast: warm start from L+S, 40 iterations of a short low-σ ladder (our default); paper: "
