@@ -161,3 +161,22 @@ def test_an_extra_maps_contrast_follows_the_stage_on_the_slider(dock, qtbot, pha
         expected = np.percentile(widget.shown.extras["map"].view[frame], 99)
         assert highs[-1] == pytest.approx(expected, rel=1e-5)
     assert highs[2] > 50 * highs[0]  # one range for all stages would leave stage 1 flat
+
+
+def test_an_extra_map_that_starts_later_keeps_frames_aligned_with_the_image():
+    """DD-UGM streams its branch maps only after the L+S warm start: frame i of a map must still
+    belong to the image's frame i (blank before the map begins)."""
+    from types import SimpleNamespace
+
+    from napari_unrollrecon._widgets import _controller as C
+    from napari_unrollrecon._widgets._view import ResultView
+
+    view = ResultView(None, "x")
+    view.stack = C.StageStack((2, 2))
+    for stage in range(1, 6):
+        extras = {"branch": np.full((2, 2), stage, np.float32)} if stage >= 4 else None
+        view.add(SimpleNamespace(image=np.zeros((2, 2), np.float32), stage=stage, label="", metrics={},
+                                 total=5, extras=extras))
+    branch = view.extras["branch"]
+    assert branch.stages == view.stack.stages == [1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(branch.view[:, 0, 0], [0, 0, 0, 4, 5])

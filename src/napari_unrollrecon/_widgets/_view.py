@@ -164,6 +164,10 @@ class ResultView:
             extra = self.extras.get(key)
             if extra is None or extra.image_shape != image.shape:
                 extra = self.extras[key] = C.StageStack(image.shape, keep_all=1 << 30, max_frames=1 << 30)
+                # a map that starts later (DD-UGM's branches after its L+S warm start): blank
+                # frames for the stages before it, so that its frame i stays the image's frame i
+                for stage in self.stack.stages[:len(self.stack) - (1 if added else 0)]:
+                    extra.add(np.zeros(image.shape, np.float32), stage, "")
             if added or not len(extra):
                 extra.add(image, update.stage, update.label, total=update.total)
             else:
