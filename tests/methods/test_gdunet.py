@@ -384,3 +384,18 @@ def test_bundled_ct_model_beats_fbp_on_aapm_slices(data_root):
             assert res.stages == 5
             gains.append(evaluate(res.image, x, "gdunet-ct")["psnr"] - fbp)
         assert min(gains) > 1.0, (views, gains)
+
+
+def test_bundled_models_that_claim_a_tight_frame_have_one():
+    """A shipped model trained with ``project_frame`` must still have frame bounds (1, 1) after
+    saving and loading (the paper's Lipschitz argument rests on it); the others are reported."""
+    claimed = [p for p in learned.bundled("gdunet") if learned.read_card(p)["config"].get("project_frame")]
+    if not claimed:
+        pytest.skip("no bundled GDUNet model claims a tight frame")
+    for path in claimed:
+        model = learned.load_model(path, "gdunet", G.build_model)[0]
+        frames = [m for m in model.modules() if hasattr(m, "bounds")]
+        assert frames, path.name
+        for frame in frames:
+            lo, hi = (float(b) for b in frame.bounds())
+            assert abs(lo - 1) < 1e-4 and abs(hi - 1) < 1e-4, (path.name, lo, hi)
