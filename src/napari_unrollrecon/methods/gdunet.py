@@ -441,22 +441,7 @@ class _Normalised:
         """FBP of a normalised residual, in image units (≈ A⁻¹ where Aᵀ gives A/‖A‖ times less),
         divided by the largest gain of FBP∘A: with few views that gain reaches 6-7 (128² at 30
         views), so an unscaled step of 0.5 would grow the error at every inner step."""
-        return self.op.fbp(r * self.norm).unsqueeze(1) / self.fbp_gain()
-
-    def fbp_gain(self, iterations: int = 30) -> float:
-        """λmax of FBP∘A by power iteration, cached on the operator."""
-        gain = getattr(self.op, "_fbp_gain", None)
-        if gain is None:
-            with torch.no_grad():
-                g = torch.Generator(device="cpu").manual_seed(0)
-                x = torch.rand(self.op.image_shape, generator=g).to(self.op.device)
-                for _ in range(iterations):
-                    y = self.op.fbp(self.op.A(x))
-                    gain = float(torch.linalg.vector_norm(y) / torch.linalg.vector_norm(x).clamp_min(1e-12))
-                    x = y / torch.linalg.vector_norm(y).clamp_min(1e-12)
-            gain = max(gain, 1.0)
-            self.op._fbp_gain = gain
-        return gain
+        return self.op.fbp(r * self.norm).unsqueeze(1) / self.op.fbp_gain()
 
 
 # --------------------------------------------------------------------------- training
