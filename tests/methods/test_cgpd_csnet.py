@@ -259,6 +259,32 @@ def test_weights_round_trip(mri, tmp_path):
     assert C.resolve_model(str(path), "cpu")[0] is C.resolve_model(str(path), "cpu")[0]  # cached per path
 
 
+def test_the_bundled_model_of_the_masks_family_is_picked(tmp_path, monkeypatch):
+    """One model per mask family (the paper's tables): with no weights given, a radial mask runs
+    the radial model, a Cartesian mask the Cartesian one, and a family without a model runs the
+    default with a note saying so."""
+    for name, family, seed in (("a-cart", "cartesian", 1), ("b-radial", "radial", 2)):
+        learned.save_weights(tiny_model(seed=seed), tmp_path / f"{name}.safetensors",
+                             {"method": "cgpd-csnet", "config": {**TINY, "mask_family": family}})
+    monkeypatch.setattr(learned, "BUNDLED_DIR", tmp_path)
+    x = np.abs(phantoms.mri_phantom(48))
+    for kind, expected, noted in (("radial", "b-radial", False), ("cartesian", "a-cart", False),
+                                  ("gaussian", "a-cart", True)):
+        problem = problems.mri_from_image(x, make_mask(kind, (48, 48), 0.3, seed=2))
+        _, source, note = C.pick_model(problem, "")
+        assert source == f"{expected}.safetensors", kind
+        assert (note is not None and "random2d" in note) == noted, note
+    res = _drain(C.SPEC.start(problem, {}))[1]
+    assert "no bundled CGPD-CSNet model was trained for random2d" in res.meta["note"]
+    assert C.pick_model(problem, str(tmp_path / "b-radial.safetensors"))[2] is None  # a file given: no pick
+
+
+def test_card_family_of_older_cards():
+    assert C.card_family({"config": {"masks": ["radial"]}}) == "radial"
+    assert C.card_family({"config": {"masks": ["file:/x/mask_{pct}.mat"]}}) == "cartesian"
+    assert C.card_family({"config": {"masks": ["cartesian"], "mask_family": "random2d"}}) == "random2d"
+
+
 # --------------------------------------------------------------------------- bundled weights
 @pytest.mark.data
 def test_bundled_weights_beat_zero_filled_on_brain_test_images(data_root):

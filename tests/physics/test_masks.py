@@ -13,7 +13,9 @@ import torch
 from napari_unrollrecon.physics.fft import mask_to_centred, mask_to_uncentred
 from napari_unrollrecon.engine.io import read_mask as load_mask
 from napari_unrollrecon.physics.masks import (
+    FAMILY_OF_KIND,
     is_line_mask,
+    mask_family,
     KT_KINDS,
     MASK_KINDS,
     MaskError,
@@ -428,3 +430,22 @@ def test_line_mask_needs_one_axis_for_all_frames():
     m[0, :, 3] = 1  # a column in frame 0
     m[1, 3, :] = 1  # a row in frame 1
     assert not is_line_mask(m)
+
+
+@pytest.mark.parametrize("kind", sorted(FAMILY_OF_KIND))
+@pytest.mark.parametrize("ratio", [0.05, 0.1, 0.3, 0.5])
+def test_mask_family_of_every_generated_kind(kind, ratio):
+    for shape, seed in (((256, 256), 0), ((128, 96), 3), ((2, 64, 64), 1)):
+        assert mask_family(make_mask(kind, shape, ratio, seed=seed)) == FAMILY_OF_KIND[kind], (shape, seed)
+
+
+def test_mask_family_of_the_cgpd_paper_masks(data_root):
+    folder = data_root / "CGPD-CSNet" / "sampling_matrix"
+    expected = {"Cartesian": "cartesian", "Cartesian_untrained": "cartesian", "pseudo-radial": "radial",
+                "2D-random": "random2d"}
+    seen = 0
+    for sub, family in expected.items():
+        for path in sorted((folder / sub).glob("*.mat")):
+            assert mask_family(load_mask(path)[0]) == family, path.name
+            seen += 1
+    assert seen == 19

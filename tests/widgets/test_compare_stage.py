@@ -111,3 +111,16 @@ def test_linked_contrast_in_side_by_side_leaves_the_error_map_alone(dock, qtbot,
     kinds["reconstruction"].contrast_limits = (0.05, 0.4)
     assert np.allclose(kinds["reference"].contrast_limits, (0.05, 0.4))
     assert tuple(kinds["error"].contrast_limits) == err_limits  # another quantity: its own range
+
+
+def test_a_notice_while_a_compare_builds_its_problem_is_not_a_stage(dock, qtbot, phantom):
+    """A slow problem build (a CT projector at 512²) makes the worker yield Notices before any
+    stage; the stage recorder crashed on them ('Notice' object has no attribute 'show')."""
+    from napari_unrollrecon.engine.notices import Notice
+
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _compare(qtbot, widget, ("dummy-stages", "zero-filled"), steps=3)
+    before = {m: len(t) for m, t in widget.compare_at.runs.items()}
+    widget.compare_at.record(Notice("building the CT projector…"))
+    assert {m: len(t) for m, t in widget.compare_at.runs.items()} == before

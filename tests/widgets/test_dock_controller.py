@@ -323,3 +323,17 @@ def test_frame_axis_override_undoes_or_applies_the_move():
     assert C.frames_first(plain, {}, "last").shape == (8, 6, 8)
     assert "assumed last" in C.frame_note(moved, meta, "auto")
     assert "set in the dock" in C.frame_note(moved, meta, "first") and C.frame_note(np.zeros((2, 2)), {}, "auto") == ""
+
+
+def test_bundled_text_names_the_model_of_each_mask_family(tmp_path):
+    import json
+
+    from napari_unrollrecon._widgets._controller import bundled_text
+
+    files = []
+    for name, family in (("m-cart", "cartesian"), ("m-radial", "radial")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"method": "x", "config": {"mask_family": family}}))
+        files.append(tmp_path / f"{name}.safetensors")
+    assert bundled_text(files) == "bundled, one per mask family: cartesian → m-cart, radial → m-radial"
+    assert bundled_text(files[:1]) == "bundled m-cart.safetensors"
+    assert bundled_text([]) == ""

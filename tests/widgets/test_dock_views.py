@@ -180,3 +180,56 @@ def test_an_extra_map_that_starts_later_keeps_frames_aligned_with_the_image():
     branch = view.extras["branch"]
     assert branch.stages == view.stack.stages == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(branch.view[:, 0, 0], [0, 0, 0, 4, 5])
+
+
+def test_extra_maps_stay_aligned_when_a_long_run_thins_its_stages():
+    """A long sampler thins its stack, then overwrites the newest frame between kept frames: the
+    extra maps (std over K samples) must mirror the thinning once, not on every overwrite
+    (they shrank to a quarter of the image's frames and the std panel showed another stage)."""
+    from types import SimpleNamespace
+
+    from napari_unrollrecon._widgets import _controller as C
+    from napari_unrollrecon._widgets._view import ResultView
+
+    clock = iter(np.arange(0.0, 1000.0, 0.3))  # every other stage overwrites (keep_every 0.5 s)
+    view = ResultView(None, "x")
+    view.stack = C.StageStack((2, 2), keep_all=4, keep_every=0.5, max_frames=12, recent=4,
+                              clock=lambda: next(clock))
+    for stage in range(1, 80):
+        image = np.full((2, 2), stage, np.float32)
+        view.add(SimpleNamespace(image=image, stage=stage, label="", metrics={}, total=79, extras={"std": image}))
+    std = view.extras["std"]
+    assert view.stack.thinned and std.stages == view.stack.stages
+    np.testing.assert_array_equal(std.view[:, 0, 0], view.stack.view[:, 0, 0])
+
+
+def test_inputs_under_a_streaming_result_are_hidden_while_it_runs_and_restored(dock, qtbot, phantom):
+    """Layers the opaque result covers cost a repaint each (issue 13, item 11): hidden while the
+    run streams, named in the status line, shown again at the end unless the user toggled one."""
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    viewer.add_image(phantom[:32], name="half", translate=(16, 0))  # inside the result's extent
+    viewer.add_image(phantom, name="beside", translate=(0, 100))  # not covered: stays
+    widget.input_combo.setCurrentText("phantom")
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("dummy-stages"))
+    widget.param_form.set_value("steps", 40)
+    widget.param_form.set_value("delay", 0.05)
+    widget.run()
+    qtbot.waitUntil(lambda: not viewer.layers["phantom"].visible, timeout=10000)
+    assert not viewer.layers["half"].visible and viewer.layers["beside"].visible
+    assert "hidden under the result" in widget.status.text() and "'half'" in widget.status.text()
+    viewer.layers["half"].visible = True  # the user wants it: the dock must not undo that...
+    viewer.layers["half"].visible = False  # ...nor a later choice to hide it
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    assert viewer.layers["phantom"].visible and viewer.layers["beside"].visible
+    assert not viewer.layers["half"].visible
+
+
+def test_side_by_side_hides_no_input(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    widget.side_check.setChecked(True)
+    seen = []
+    viewer.layers["phantom"].events.visible.connect(lambda e: seen.append(e.source.visible))
+    _run(qtbot, widget, "dummy-stages", steps=3, delay=0.05)
+    assert seen == [] and viewer.layers["phantom"].visible

@@ -18,7 +18,7 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QSpinBox, QTableWidgetItem, QWidget
 
-from napari_unrollrecon._widgets._controller import META_KEY, Outcome
+from napari_unrollrecon._widgets._controller import META_KEY, Frame, Outcome
 from napari_unrollrecon.engine.compare_at import AT_MODES, Trajectory, shared_limits
 
 _UNLINKED = ("error", "extra", "labels")  # panels of another quantity keep their own contrast
@@ -140,7 +140,7 @@ class CompareAt(QWidget):
                 self.at_combo.setEnabled(True)
                 self.stage_spin.setMaximum(max([t.total for t in self.runs.values()] + [1]))
             return
-        if item.show:
+        if isinstance(item, Frame) and item.show:  # (a Notice while the problem is built is no stage)
             u = item.update
             self.runs.setdefault(item.method, Trajectory()).add(u.stage, u.total, u.elapsed, u.image, u.metrics)
 

@@ -425,6 +425,19 @@ def bundled_weights(spec, modality: str | None = None, param=None) -> list:
         return []
 
 
+def bundled_text(files: list) -> str:
+    """'bundled X' for the default; with one model per mask family (their cards' ``mask_family``),
+    which model each family runs (the method picks by the mask)."""
+    from napari_unrollrecon.methods.learned import read_card
+
+    if not files:
+        return ""
+    families = [read_card(p).get("config", {}).get("mask_family") for p in files]
+    if len(files) > 1 and all(families) and len(set(families)) == len(files):
+        return "bundled, one per mask family: " + ", ".join(f"{f} → {p.stem}" for f, p in zip(families, files))
+    return f"bundled {files[0].name}"
+
+
 def _weights_kind(spec, param=None) -> str:
     """The model-card method a path parameter loads: ``Param.weights``, else the method's name."""
     if param is None:
@@ -536,6 +549,7 @@ class StageStack:
         Returns True when a frame was added."""
         if total is not None:
             self.total = int(total)
+        self.last_kept = None  # (a thinning is reported once: mirrors must not thin again)
         now = self.clock()
         keep = (len(self.stages) < 2 or (self.total or 0) <= self.keep_all or self._kept_at is None
                 or now - self._kept_at >= self.keep_every)
@@ -738,6 +752,7 @@ class RunState:
     last: object = None  # the newest Update
     shown: object = None  # the newest Update on screen
     view: object = None  # its ResultView
+    occluded: tuple = ()  # names of the user's layers hidden under the result while it runs
     compare = False
 
 

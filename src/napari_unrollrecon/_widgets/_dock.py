@@ -48,6 +48,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         self.views: dict[str, V.ResultView] = {}  # per method, reused across runs
         self.shown: V.ResultView | None = None  # the run the canvas overlay describes
         self.panels = V.Panels(self.viewer)
+        self.occluded = V.Occluded(self.viewer)  # inputs under a streaming result (hidden while it runs)
         self.compare_layers: dict[str, object] = {}  # method (or "reference") -> layer, reused
         self.ref_panel = None  # our copy of the reference for side-by-side panels
         self.pending_rerun = False
@@ -179,6 +180,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
     def closeEvent(self, event):  # noqa: N802 - Qt API
         if self.worker is not None:
             self.worker.quit()
+        self.occluded.restore()
         self.viewer.dims.events.current_step.disconnect(self._on_dims)
         self.roi.disconnect_viewer()
         for ev in ("inserted", "removed", "moved"):

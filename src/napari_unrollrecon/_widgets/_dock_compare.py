@@ -38,6 +38,8 @@ class CompareMixin:
                 and a is not None and not a.compare and not self.side_check.isChecked():
             self.side_check.setChecked(True)  # lays the run out (_side_by_side_changed)
             return
+        if self.side_check.isChecked():
+            self.occluded.restore()  # panels move the result off the inputs
         if not self.side_check.isChecked() or a is None or a.compare or view is None:
             if self.panels.clear():
                 self.viewer.reset_view()
@@ -171,6 +173,7 @@ class CompareMixin:
                                      t0=time.perf_counter())
         self.tabs.setCurrentIndex(1)
         self._hide_our_layers()
+        self.occluded.restore()
         if self.viewer.canvas.grid.enabled:
             self.viewer.canvas.grid.enabled = False  # our panels are laid out in world coordinates
         self.shown = None

@@ -150,7 +150,7 @@ class InputsMixin:
             named = []
             for p in (p for p in spec.params if p.kind == "path"):
                 bundled = C.bundled_weights(spec, self._modality, p)
-                named.append(values.get(p.name) or (f"bundled {bundled[0].name}" if bundled else ""))
+                named.append(values.get(p.name) or C.bundled_text(bundled))
             info += "\n" + (missing or ("weights: " + " + ".join(n for n in named if n) if any(named) else ""))
         notes = []
         if any(p.live for p in spec.params):

@@ -178,8 +178,17 @@ class RunMixin:
         if a is None or a.compare or a.shown is None:
             return
         a.view.refresh(a.limits_key, a.reference)
+        if self.worker is not None and not self.panels.layers:
+            a.occluded = a.occluded or tuple(self.occluded.hide_under(a.view.layer))
         self._caption()
-        self._say(self._progress_text(a.spec, a.shown))
+        self._say(self._progress_text(a.spec, a.shown) + self._occluded_text(a))
+
+    @staticmethod
+    def _occluded_text(a) -> str:
+        if not a.occluded:
+            return ""
+        names = ", ".join(f"'{_short(n, 20)}'" for n in a.occluded)
+        return f"\n(hidden under the result while it runs, for smoother drawing: {names})"
 
     def _caption(self) -> None:
         """Overlay for the run on screen: the stage of the frame being viewed (not the slider
@@ -281,6 +290,7 @@ class RunMixin:
     def _on_finished(self) -> None:
         if self._dirty:
             self._refresh_display()
+        self.occluded.restore()
         self.run_progress.finish()
         self.worker = None
         if self.job is not None:

@@ -72,6 +72,65 @@ def set_hidden_data(layer, data) -> None:
         layer.visible = False
 
 
+class Occluded:
+    """The user's layers that an opaque result covers exactly, hidden while a run streams.
+
+    Each visible layer is drawn on every repaint even when nothing of it shows; with software
+    OpenGL (llvmpipe) the two sample layers under a result cost 40-50 ms a repaint, the larger
+    part of the dock's longest stall (docs/gui.md). :meth:`restore` shows them again unless the
+    user toggled one meanwhile (their choice wins)."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.hidden: list = []
+        self.touched: set[int] = set()
+        self._ours = False
+
+    def hide_under(self, result) -> list[str]:
+        """Hide the layers below ``result`` that it covers; their names."""
+        if self.hidden or not self._covers_anything(result):
+            return []
+        layers = list(self.viewer.layers)
+        for layer in layers[:layers.index(result)]:
+            if layer.visible and not ours(layer) and _within(layer, result):
+                self.hidden.append(layer)
+                layer.events.visible.connect(self._toggled)
+                self._set(layer, False)
+        return [layer.name for layer in self.hidden]
+
+    def restore(self) -> None:
+        for layer in self.hidden:
+            layer.events.visible.disconnect(self._toggled)
+            if id(layer) not in self.touched and _alive(self.viewer, layer):
+                self._set(layer, True)
+        self.hidden, self.touched = [], set()
+
+    def _covers_anything(self, result) -> bool:
+        d = self.viewer.dims
+        return (_alive(self.viewer, result) and result.visible and result.opacity >= 1.0
+                and str(result.blending) in ("translucent", "translucent_no_depth", "opaque")
+                and d.ndisplay == 2 and tuple(d.displayed) == (d.ndim - 2, d.ndim - 1))
+
+    def _set(self, layer, visible: bool) -> None:
+        self._ours = True
+        try:
+            layer.visible = visible
+        finally:
+            self._ours = False
+
+    def _toggled(self, event) -> None:
+        if not self._ours:
+            self.touched.add(id(event.source))
+
+
+def _within(layer, result) -> bool:
+    """Whether ``layer``'s last two world axes lie inside ``result``'s (both drawn, right-aligned)."""
+    if getattr(layer, "ndim", 0) < 2 or layer.opacity <= 0:
+        return False
+    a, b = np.asarray(layer.extent.world)[:, -2:], np.asarray(result.extent.world)[:, -2:]
+    return bool(np.all(a[0] >= b[0] - 1e-6) and np.all(a[1] <= b[1] + 1e-6))
+
+
 class ResultView:
     """The layers of one method's runs: a stage stack and, with a reference, its |error| map."""
 

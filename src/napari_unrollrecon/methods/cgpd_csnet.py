@@ -41,7 +41,7 @@ from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import Param, UpdateMaker, resume_point, scale_param
 from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.physics.mri import as_operator
-from napari_unrollrecon.physics.masks import make_mask
+from napari_unrollrecon.physics.masks import make_mask, mask_family
 from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
 
 NAME = "cgpd-csnet"
@@ -331,9 +331,38 @@ def model_override(model: nn.Module):
     return STORE.override(model)
 
 
-def resolve_model(weights, device) -> tuple[CGPDCSNet, str]:
+def resolve_model(weights, device, choose=None) -> tuple[CGPDCSNet, str]:
     """The model to run and a short description of where it came from."""
-    return STORE.resolve(weights, device)
+    return STORE.resolve(weights, device, choose)
+
+
+def card_family(card: dict) -> str:
+    """The mask family a model was trained for (the paper trains one model per family): the
+    card's ``mask_family``, else the first generated family it names, else Cartesian."""
+    config = card.get("config", {})
+    named = [m for m in config.get("masks", []) if m in MASK_FAMILIES]
+    return config.get("mask_family") or (named[0] if named else "cartesian")
+
+
+def pick_model(problem, weights):
+    """(model, source, note): with no weights given, the bundled model trained for the family of
+    the problem's mask (Cartesian lines, radial spokes, 2D random points); the note says when no
+    bundled model matches and another one is used."""
+    family = mask_family(problem.operator.mask.detach().cpu().numpy())
+    chosen = {}
+
+    def choose(found):
+        match = [p for p in found if card_family(learned.read_card(p)) == family]
+        chosen["path"] = (match or found)[0]
+        return chosen["path"]
+
+    model, source = resolve_model(weights, problem.device, choose)
+    path = chosen.get("path")
+    if path is None or card_family(learned.read_card(path)) == family:
+        return model, source, None
+    trained = card_family(learned.read_card(path))
+    return model, source, (f"no bundled CGPD-CSNet model was trained for {family} masks; the {trained} "
+                           f"model {path.stem} is used, so expect less than its trained quality")
 
 
 # --------------------------------------------------------------------------- streamed run
@@ -392,8 +421,8 @@ def phase_note(model, problem) -> str | None:
 
 
 def run(problem, params, cache=None, start=0):
-    model, source = resolve_model(params["weights"], problem.device)
-    note = phase_note(model, problem)
+    model, source, family_note = pick_model(problem, params["weights"])
+    note = "; ".join(n for n in (family_note, phase_note(model, problem)) if n) or None
     n_s = model.n_stages
     if not 0 <= int(start) <= n_s:
         raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
