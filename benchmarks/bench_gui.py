@@ -196,6 +196,10 @@ def main(argv=None):
     ap.add_argument("--dock", nargs="*", default=[], help="module:Class of other dock versions to measure too")
     ap.add_argument("--only", action="store_true", help="measure only --methods (no learned methods added)")
     ap.add_argument("--hide-inputs", action="store_true", help="diagnosis: hide the sample's layers (each drawn layer costs)")
+    ap.add_argument("--keep-inputs", action="store_true",
+                    help="A/B: do not hide the layers under a streaming result (the dock does since 2026-12-07)")
+    ap.add_argument("--no-text", choices=["status", "caption", "both"], default=None,
+                    help="diagnosis: no status-line and/or canvas-caption updates during runs")
     ap.add_argument("--no-pbar", action="store_true",
                     help="diagnosis: measure without the dock's progress-bar ticks")
     args = ap.parse_args(argv)
@@ -231,6 +235,15 @@ def main(argv=None):
             for layer in viewer.layers:
                 layer.visible = False
         _pump_until(app, lambda: False, 2.0)
+        if args.keep_inputs:
+            dock.occluded.hide_under = lambda result: []
+            label += " (inputs kept visible)"
+        if args.no_text in ("status", "both"):
+            dock._say = lambda *a, **k: None
+        if args.no_text in ("caption", "both"):
+            dock._caption = lambda *a, **k: None
+        if args.no_text:
+            label += f" (no {args.no_text} text updates)"
         if args.no_pbar:
             dock._progress_tick = lambda: None
             label += " (no progress bar)"
@@ -254,7 +267,9 @@ def main(argv=None):
         viewer.close()
     if not learned:
         rows.append({"method": "(learned)", "skipped": "no learned method registered yet"})
-    print(f"GUI responsiveness, MRI phantom {args.size}², {torch.get_num_threads()} torch thread(s), "
+    from napari_unrollrecon._widgets._worker_nice import NICE
+
+    print(f"GUI responsiveness, MRI phantom {args.size}², {torch.get_num_threads()} torch thread(s), worker nice {NICE}, "
           f"load average {load0} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for r in rows:
         print("  " + ", ".join(f"{k}={v}" for k, v in r.items()))

@@ -399,3 +399,31 @@ def test_bundled_models_that_claim_a_tight_frame_have_one():
         for frame in frames:
             lo, hi = (float(b) for b in frame.bounds())
             assert abs(lo - 1) < 1e-4 and abs(hi - 1) < 1e-4, (path.name, lo, hi)
+
+
+def test_weaker_note_names_the_setting_where_the_card_measured_a_loss():
+    card = {"evaluation": [
+        {"data": "brain-50", "family": "cartesian", "results": {
+            "10%": {"psnr": 27.19, "best_classical": "tv", "best_classical_psnr": 26.82},
+            "20%": {"psnr": 30.88, "best_classical": "tv", "best_classical_psnr": 31.32}}},
+        {"data": "AAPM", "results": {"120 views": {"psnr": 41.0, "best_classical": "l1-wavelet",
+                                                   "best_classical_psnr": 41.1}}}]}
+    note = learned.weaker_note(card, "GDUNet", family="cartesian", ratio=0.205)
+    assert note.startswith("measured on brain-50: GDUNet 30.88 dB vs tv 31.32 dB at 20%")
+    assert learned.weaker_note(card, "GDUNet", family="cartesian", ratio=0.1) is None  # it wins there
+    assert learned.weaker_note(card, "GDUNet", family="radial", ratio=0.2) is None  # another family
+    assert "l1-wavelet 41.10 dB at 120 views" in learned.weaker_note(card, "GDUNet", views=118)
+    assert learned.weaker_note(card, "GDUNet", views=60) is None
+    assert learned.weaker_note({}, "GDUNet", ratio=0.2) is None
+
+
+def test_the_bundled_mri_model_says_where_it_is_below_tv():
+    """The shipped card records brain-50, where the model trails TV at Cartesian 20 and 30 %
+    (benchmarks/results/brain50_gdunet_cartesian.md): a run at 20 % says so, one at 10 % does not."""
+    x = np.abs(phantoms.mri_phantom(64)).astype(np.float32)
+    notes = {}
+    for ratio in (0.1, 0.2):
+        problem = problems.mri_from_image(x, make_mask("cartesian", (64, 64), ratio, seed=0))
+        notes[ratio] = collect(G.SPEC.start(problem, {"stages": 1}))[1].meta.get("note")
+    assert notes[0.1] is None
+    assert "below the classical method" in notes[0.2] and "tv" in notes[0.2]

@@ -43,3 +43,13 @@ def test_niced_generator_runs_at_nice_10_in_its_thread_and_passes_values_through
     assert _own_nice() == main_before  # the GUI thread keeps its priority
     if os.geteuid() == 0:  # only a privileged process may lower nice again
         assert out["after"] == main_before
+
+
+def test_the_worker_is_not_niced_when_other_work_fills_the_cores(monkeypatch):
+    from napari_unrollrecon._widgets._worker_nice import worker_nice
+
+    monkeypatch.delenv("UNROLLRECON_WORKER_NICE", raising=False)
+    assert worker_nice(load=0.3, cores=2) == NICE  # idle: the GUI's repaints go first
+    assert worker_nice(load=2.4, cores=2) == 0  # two trainings: a niced run would crawl
+    monkeypatch.setenv("UNROLLRECON_WORKER_NICE", "10")
+    assert worker_nice(load=2.4, cores=2) == NICE  # the user's explicit choice wins

@@ -428,11 +428,14 @@ def bundled_weights(spec, modality: str | None = None, param=None) -> list:
 def bundled_text(files: list) -> str:
     """'bundled X' for the default; with one model per mask family (their cards' ``mask_family``),
     which model each family runs (the method picks by the mask)."""
-    from napari_unrollrecon.methods.learned import read_card
+    from napari_unrollrecon.methods.learned import WeightsError, read_card
 
     if not files:
         return ""
-    families = [read_card(p).get("config", {}).get("mask_family") for p in files]
+    try:
+        families = [read_card(p).get("config", {}).get("mask_family") for p in files]
+    except (WeightsError, OSError):  # a card that cannot be read: say the file, the run will say why
+        families = []
     if len(files) > 1 and all(families) and len(set(families)) == len(files):
         return "bundled, one per mask family: " + ", ".join(f"{f} → {p.stem}" for f, p in zip(families, files))
     return f"bundled {files[0].name}"

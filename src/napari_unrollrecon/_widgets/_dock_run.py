@@ -13,7 +13,7 @@ from napari_unrollrecon._widgets import _controller as C
 from napari_unrollrecon._widgets import _view as V
 from napari_unrollrecon._widgets._dock_common import _PBAR_DELAY_MS, _INFO_SHOWN, _short
 from napari_unrollrecon._widgets._progress import TICK_MS as _PBAR_TICK_MS, run_fraction
-from napari_unrollrecon._widgets._worker_nice import niced
+from napari_unrollrecon._widgets._worker_nice import niced, worker_nice
 
 
 class RunMixin:
@@ -69,7 +69,7 @@ class RunMixin:
         from napari.qt.threading import create_worker
 
         self.job = C.Job(fn, *args)
-        return create_worker(niced(self.job.run), _start_thread=False)  # the GUI's repaints go first
+        return create_worker(niced(self.job.run, worker_nice()), _start_thread=False)  # repaints go first
 
     def _running_ui(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

@@ -6,7 +6,8 @@ busy machine they wait for CPU behind the worker (which computes flat out): a re
 (nice +10; Linux gives each thread its own nice value) lets the repaint go first and the worker
 use what is left, so the run itself is barely slower. The nice value is put back when the run
 ends where the system allows it (raising priority again needs privileges; napari's pool thread
-then keeps nice +10 until it exits after 30 s idle). Elsewhere this does nothing.
+then keeps nice +10 until it exits after 30 s idle). When other processes already keep every core
+busy the worker is not niced (:func:`worker_nice`). Elsewhere this does nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ import threading
 from typing import Callable
 
 NICE = int(os.environ.get("UNROLLRECON_WORKER_NICE", "10"))  # 0: the worker keeps the GUI's priority
+
+
+def worker_nice(load: float | None = None, cores: int | None = None) -> int:
+    """:data:`NICE` unless other work already fills the cores (1-minute load average ≥ cores):
+    there a niced worker gets about a tenth of a core against each busy process (a GDUNet CT run
+    with 2.3 s to its first stage took 27.7 s beside two trainings; docs/gui.md). An explicit
+    ``UNROLLRECON_WORKER_NICE`` always wins."""
+    if "UNROLLRECON_WORKER_NICE" in os.environ or not hasattr(os, "getloadavg"):
+        return NICE
+    load = os.getloadavg()[0] if load is None else load
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    return NICE if load < cores else 0
 
 
 def _set_nice(value: int) -> tuple[int, int] | None:

@@ -356,12 +356,13 @@ def pick_model(problem, weights):
         chosen["path"] = (match or found)[0]
         return chosen["path"]
 
-    model, source = resolve_model(weights, problem.device, choose)
+    model, source, card = STORE.resolve_card(weights, problem.device, choose)
+    mask = problem.operator.mask
+    weaker = learned.weaker_note(card, "CGPD-CSNet", family=family, ratio=float((mask != 0).float().mean()))
     path = chosen.get("path")
-    if path is None or card_family(learned.read_card(path)) == family:
-        return model, source, None
-    trained = card_family(learned.read_card(path))
-    return model, source, (f"no bundled CGPD-CSNet model was trained for {family} masks; the {trained} "
+    if path is None or card_family(card) == family:
+        return model, source, weaker
+    return model, source, (f"no bundled CGPD-CSNet model was trained for {family} masks; the {card_family(card)} "
                            f"model {path.stem} is used, so expect less than its trained quality")
 
 

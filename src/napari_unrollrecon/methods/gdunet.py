@@ -40,6 +40,7 @@ from napari_unrollrecon.methods import learned
 from napari_unrollrecon.methods.base import Param, UpdateMaker, resume_point, scale_param
 from napari_unrollrecon.physics.fft import fft2c
 from napari_unrollrecon.physics.mri import as_operator
+from napari_unrollrecon.physics.masks import mask_family
 from napari_unrollrecon.priors.blocks import ResBlock, parameter_count  # noqa: F401 - shared blocks
 from napari_unrollrecon.priors.channels import as_complex
 
@@ -531,12 +532,21 @@ def _bundled_for(modality: str):
 
 
 def _model_for(problem, params):
-    model, source = STORE.resolve(params["weights"], problem.device, choose=_bundled_for(problem.modality))
+    model, source, card = STORE.resolve_card(params["weights"], problem.device, choose=_bundled_for(problem.modality))
     if model.modality != problem.modality:
         raise ValueError(f"the GDUNet weights {source} were trained for {model.modality.upper()}, but the data is "
                          f"{problem.modality.upper()}; pick {problem.modality.upper()} weights (or leave 'weights' "
                          "empty for the bundled ones)")
-    return model, source
+    return model, source, _weaker_here(card, problem)
+
+
+def _weaker_here(card, problem) -> str | None:
+    """The card's measured word on this setting, when the model lost to a classical method there."""
+    op = problem.operator
+    if problem.modality == "ct":
+        return learned.weaker_note(card, "GDUNet", views=int(op.n_views))
+    mask = op.mask.detach().cpu().numpy()
+    return learned.weaker_note(card, "GDUNet", family=mask_family(mask), ratio=float((mask != 0).mean()))
 
 
 def _fingerprint(model, problem) -> tuple:
@@ -556,7 +566,7 @@ def _stage_info(model, l: int, eps, tau_lam) -> dict:
 
 
 def run(problem, params, cache=None, start=0):
-    model, source = _model_for(problem, params)
+    model, source, note = _model_for(problem, params)
     n_s = int(params["stages"]) or model.n_stages
     if not 0 <= int(start) <= n_s:
         raise ValueError(f"start must be a stage number in 0..{n_s}, got {start}")
@@ -580,11 +590,11 @@ def run(problem, params, cache=None, start=0):
         channel = min(int(params["threshold_channel"]), eps.shape[1] - 1)
         extras = {f"threshold ε[{channel}]": eps[0, channel].float()} if params["show_thresholds"] else {}
         yield make(l + 1, image, label=f"GDUNet stage {l + 1}/{n_s}", extras=extras,
-                   info=_stage_info(model, l, eps, tau_lam))
+                   info={**_stage_info(model, l, eps, tau_lam), **({"note": note} if note else {})})
     if cache is not None:
         cache.put(n_s, (x, previous))
     return make.result(NAME, model.to_image(x, scale)[0], stages=n_s,
-                       meta={"weights": source, "config": dict(model.config)})
+                       meta={"weights": source, "config": dict(model.config), **({"note": note} if note else {})})
 
 
 def _stage_params() -> tuple[Param, ...]:

@@ -152,6 +152,39 @@ def resolve_weights(method: str, weights=None, choose: Callable[[list], Path] | 
     return Path(weights).expanduser()
 
 
+def _setting_matches(setting: str, ratio: float | None, views: int | None) -> bool:
+    """Whether a table column ("20%", "120 views") is the setting a run uses (ratio within 2.5
+    percentage points, views within 10 %)."""
+    text = setting.strip()
+    try:
+        if text.endswith("%") and ratio is not None:
+            return abs(float(text[:-1]) / 100 - ratio) <= 0.025
+        if text.endswith("views") and views is not None:
+            n = float(text.split()[0])
+            return abs(n - views) <= 0.1 * n
+    except ValueError:
+        return False
+    return False
+
+
+def weaker_note(card: dict, title: str, family: str | None = None, ratio: float | None = None,
+                views: int | None = None) -> str | None:
+    """Where the card's own evaluation (``evaluation[].results[setting]`` with the best classical
+    row of the same bench run, see benchmarks/card_evaluation.py) found this model *below* a
+    classical method at the setting of this run: a plain sentence saying so, else None."""
+    for entry in card.get("evaluation") or []:
+        if family is not None and entry.get("family") not in (None, family):
+            continue
+        for setting, r in (entry.get("results") or {}).items():
+            best = r.get("best_classical_psnr")
+            if best is None or r.get("psnr") is None or r["psnr"] >= best or not _setting_matches(setting, ratio, views):
+                continue
+            return (f"measured on {entry.get('data', entry.get('what', 'its test set'))}: {title} {r['psnr']:.2f} dB vs "
+                    f"{r['best_classical']} {best:.2f} dB at {setting} — this model is below the classical method "
+                    f"here; compare with {r['best_classical']}")
+    return None
+
+
 _MODEL_CACHE: dict = {}
 _MODEL_CACHE_SIZE = 4
 _MODEL_LOCK = __import__("threading").Lock()
@@ -414,13 +447,17 @@ class ModelStore:
     def resolve(self, weights, device, choose=None) -> tuple[torch.nn.Module, str]:
         """(model, where it came from): the override, else the file :func:`resolve_weights`
         names, loaded through the shared cache. ``choose(files)`` picks among bundled files."""
+        return self.resolve_card(weights, device, choose)[:2]
+
+    def resolve_card(self, weights, device, choose=None) -> tuple[torch.nn.Module, str, dict]:
+        """:meth:`resolve` and the model card (empty for an in-memory override)."""
         with self._lock:
             override = self._overrides[-1] if self._overrides else None
         if override is not None:
-            return override.to(device).eval(), "in-memory model (override)"
+            return override.to(device).eval(), "in-memory model (override)", {}
         path = resolve_weights(self.method, weights, choose)
-        model, _card = load_cached(path, self.method, self.build_model, device=device)
-        return model, path.name
+        model, card = load_cached(path, self.method, self.build_model, device=device)
+        return model, path.name, card
 
 
 _TOKENS = iter(range(1, 1 << 62))
