@@ -2,7 +2,7 @@
 # Regenerate the README tables of the learned methods from the shipped weights (bundled in the
 # package; no --weights needed). Each table is one `bench` run with its baselines, so rows of a
 # table share the machine state. DATA defaults to ../shared/datasets.
-# Usage: bash benchmarks/learned.sh [cgpd|gdunet-mri|gdunet-ct|all]   (runs in .venv)
+# Usage: bash benchmarks/learned.sh [cgpd|cgpd-families|gdunet-mri|gdunet-ct|all]   (runs in .venv)
 # CGPD_METHODS=zero-filled,cgpd-csnet skips the (slow) TV/L1 rows of the CGPD tables.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per bench: several run side by side
@@ -22,6 +22,16 @@ if [[ $what == cgpd || $what == all ]]; then
   $BENCH "$BRAIN" --methods "$CGPD_METHODS" --metric-convention cgpd \
     --masks "file:$DATA/CGPD-CSNet/sampling_matrix/Cartesian_untrained/mask_{pct}.mat" --ratios 15,25,35,45 \
     -o $OUT/brain50_cgpd13_untrained -q
+fi
+if [[ $what == cgpd-families || $what == all ]]; then
+  # CGPD-CSNet's other two mask families, the paper's mask files: the method picks the bundled
+  # model trained for the mask's family (methods/cgpd_csnet.py pick_model)
+  $BENCH "$BRAIN" --methods "$CGPD_METHODS" --metric-convention cgpd \
+    --masks "file:$DATA/CGPD-CSNet/sampling_matrix/pseudo-radial/mask_{pct}.mat" --ratios 10,20,30,40,50 \
+    -o $OUT/brain50_cgpd13_radial -q
+  $BENCH "$BRAIN" --methods "$CGPD_METHODS" --metric-convention cgpd \
+    --masks "file:$DATA/CGPD-CSNet/sampling_matrix/2D-random/mask_{pct}.mat" --ratios 5,10,20,30,40 \
+    -o $OUT/brain50_cgpd13_random2d -q
 fi
 if [[ $what == gdunet-mri || $what == all ]]; then
   # GDUNet MRI: one model for Cartesian 5-30 % (generated masks, seed 0)

@@ -279,6 +279,23 @@ def test_the_bundled_model_of_the_masks_family_is_picked(tmp_path, monkeypatch):
     assert C.pick_model(problem, str(tmp_path / "b-radial.safetensors"))[2] is None  # a file given: no pick
 
 
+@pytest.mark.data
+def test_the_bundled_models_cover_the_papers_mask_families(data_root):
+    """The shipped models: one per family of the paper's tables, each picked by its masks."""
+    from napari_unrollrecon.engine.io import read_mask as load_mask
+
+    x = np.abs(phantoms.mri_phantom(256)).astype(np.float32)
+    folder = data_root / "CGPD-CSNet" / "sampling_matrix"
+    picked = {}
+    for sub, family in (("Cartesian", "cartesian"), ("pseudo-radial", "radial"), ("2D-random", "random2d")):
+        problem = problems.mri_from_image(x, load_mask(folder / sub / "mask_10.mat")[0])
+        _, source, note = C.pick_model(problem, "")
+        picked[family] = source
+        assert note is None or "no bundled CGPD-CSNet model" not in note or family == "random2d", note
+    assert picked["cartesian"].startswith("cgpd-csnet-cpu13-cart256")
+    assert picked["radial"].startswith("cgpd-csnet-cpu13-radial256")
+
+
 def test_card_family_of_older_cards():
     assert C.card_family({"config": {"masks": ["radial"]}}) == "radial"
     assert C.card_family({"config": {"masks": ["file:/x/mask_{pct}.mat"]}}) == "cartesian"
