@@ -291,9 +291,10 @@ def test_the_bundled_models_cover_the_papers_mask_families(data_root):
         problem = problems.mri_from_image(x, load_mask(folder / sub / "mask_10.mat")[0])
         _, source, note = C.pick_model(problem, "")
         picked[family] = source
-        assert note is None or "no bundled CGPD-CSNet model" not in note or family == "random2d", note
-    assert picked["cartesian"].startswith("cgpd-csnet-cpu13-cart256")
-    assert picked["radial"].startswith("cgpd-csnet-cpu13-radial256")
+        assert note is None or "no bundled CGPD-CSNet model" not in note, note
+    assert picked == {"cartesian": "cgpd-csnet-cpu13-cart256.safetensors",
+                      "radial": "cgpd-csnet-cpu13-radial256.safetensors",
+                      "random2d": "cgpd-csnet-cpu13-random256.safetensors"}
 
 
 def test_card_family_of_older_cards():
