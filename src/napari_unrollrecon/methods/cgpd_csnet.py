@@ -346,8 +346,9 @@ def card_family(card: dict) -> str:
 
 def pick_model(problem, weights):
     """(model, source, note): with no weights given, the bundled model trained for the family of
-    the problem's mask (Cartesian lines, radial spokes, 2D random points); the note says when no
-    bundled model matches and another one is used."""
+    the problem's mask (Cartesian lines, radial spokes, 2D random points). The note says when no
+    bundled model matches and another one is used, else where the model's card measured it below
+    a classical method at this ratio (:func:`learned.weaker_note`)."""
     family = mask_family(problem.operator.mask.detach().cpu().numpy())
     chosen = {}
 
