@@ -16,13 +16,19 @@ import csv
 import json
 from pathlib import Path
 
-CLASSICAL = {"zero-filled", "fbp", "tv", "l1-wavelet", "lplus-s"}
+
+
+def _classical(name: str) -> bool:
+    """A row of a method the registry does not call learned (zero-filled, FBP, TV, L1, L+S)."""
+    from napari_unrollrecon.engine import registry
+
+    return name in registry.names() and not registry.get(name).learned
 
 
 def entry(rows: list[dict], model: str, data: str, family: str | None, table: str) -> dict:
     results = {}
     for r in (r for r in rows if r["method"] == model):
-        same = [c for c in rows if c["setting"] == r["setting"] and c["mask"] == r["mask"] and c["method"] in CLASSICAL]
+        same = [c for c in rows if c["setting"] == r["setting"] and c["mask"] == r["mask"] and _classical(c["method"])]
         if not same:
             raise SystemExit(f"no classical row at {r['setting']} in {table}: the verdict needs one from the same run")
         best = max(same, key=lambda c: float(c["psnr_mean"]))
