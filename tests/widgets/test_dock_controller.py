@@ -337,3 +337,38 @@ def test_bundled_text_names_the_model_of_each_mask_family(tmp_path):
     assert bundled_text(files) == "bundled, one per mask family: cartesian → m-cart, radial → m-radial"
     assert bundled_text(files[:1]) == "bundled m-cart.safetensors"
     assert bundled_text([]) == ""
+
+
+def test_drive_materialises_shown_updates_in_the_worker(phantom):
+    """The GUI thread only copies arrays: image and residual of a shown update are computed by the
+    worker's generator (an FFT on the main thread cost 10-30 ms of a refresh); hidden ones stay lazy."""
+    from napari_unrollrecon.engine import registry
+
+    spec = registry.get("tv")
+    prepared = C.build_problem(phantom, C.RunSettings(modality="mri", kind="image", ratio=0.3))
+    t = [0.0]
+
+    def clock():
+        t[0] += 0.002
+        return t[0]
+
+    frames, _ = _drain(C.drive(spec, prepared, {"iterations": 30}, throttle=C.Throttle(max_rate=20, clock=clock, keep_all=0)))
+    shown = [f.update for f in frames if f.show]
+    hidden = [f.update for f in frames if not f.show]
+    assert shown and hidden
+    assert all(u._image is not None and u._residual is not None for u in shown)
+    assert all(u._image is None and u._residual is None for u in hidden)
+
+
+def test_stage_stack_display_keeps_two_frames_while_a_longer_run_has_one():
+    stack = C.StageStack((4, 4), capacity=1)
+    one = np.ones((4, 4), np.float32)
+    stack.add(one, 1, total=5)
+    assert len(stack) == 1 and stack.view.shape[0] == 1
+    shown = stack.display
+    assert shown.shape[0] == 2 and np.array_equal(shown[1], one)  # the first stage, repeated
+    stack.add(2 * one, 2, total=5)
+    assert stack.display.shape[0] == 2 and np.array_equal(stack.display[1], 2 * one)
+    single = C.StageStack((4, 4))
+    single.add(one, 1, total=1)
+    assert single.display.shape[0] == 1  # a one-stage method never gets a slider

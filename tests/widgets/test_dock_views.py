@@ -233,3 +233,17 @@ def test_side_by_side_hides_no_input(dock, qtbot, phantom):
     viewer.layers["phantom"].events.visible.connect(lambda e: seen.append(e.source.visible))
     _run(qtbot, widget, "dummy-stages", steps=3, delay=0.05)
     assert seen == [] and viewer.layers["phantom"].visible
+
+
+def test_the_stage_slider_stays_on_screen_from_one_run_to_the_next(dock, qtbot, phantom):
+    """A second run must not hide the stage slider at its first stage and show it again at its
+    second: each flip resized the canvas (two full repaints in the Run click's stall)."""
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _run(qtbot, widget, "dummy-stages", steps=5)
+    axis = viewer.dims.ndim - widget.shown.layer.ndim
+    seen = []
+    viewer.dims.events.range.connect(lambda e: seen.append(int(viewer.dims.nsteps[axis])))
+    _run(qtbot, widget, "dummy-stages", steps=5)
+    assert all(n >= 2 for n in seen), seen  # (before: [1, 5], the slider hidden then shown)
+    assert _stage_frames(viewer, widget) == 5

@@ -263,9 +263,9 @@ class CompareMixin:
         """Hide our earlier outputs (never the user's layers, nor those of the ResultView
         ``keep``) so the new ones are not covered, and fold their stage stacks (the slider then
         spans the new run only). Returns whether panels were laid out."""
-        kept = {id(layer) for layer in keep.layers()} if keep is not None else set()
+        kept = {id(V.unwrapped(layer)) for layer in keep.layers()} if keep is not None else set()
         for layer in self._our_layers():
-            if id(layer) not in kept and layer.visible:
+            if id(V.unwrapped(layer)) not in kept and layer.visible:
                 layer.visible = False
         for view in self.views.values():
             if view is not keep:

@@ -33,6 +33,12 @@ def _alive(viewer, layer) -> bool:
     return layer is not None and layer in viewer.layers
 
 
+def unwrapped(layer):
+    """The layer behind napari's public-only proxy (a plugin's viewer hands out a new proxy on
+    every access, so ``id`` and ``is`` do not identify a layer)."""
+    return getattr(layer, "__wrapped__", layer)
+
+
 def ours(layer, *kinds) -> bool:
     """Whether ``layer`` is one of the dock's outputs (of the given kinds, if any)."""
     kind = layer.metadata.get(C.META_KEY, {}).get("kind") if hasattr(layer, "metadata") else None
@@ -101,7 +107,7 @@ class Occluded:
     def restore(self) -> None:
         for layer in self.hidden:
             layer.events.visible.disconnect(self._toggled)
-            if id(layer) not in self.touched and _alive(self.viewer, layer):
+            if id(unwrapped(layer)) not in self.touched and _alive(self.viewer, layer):
                 self._set(layer, True)
         self.hidden, self.touched = [], set()
 
@@ -120,7 +126,7 @@ class Occluded:
 
     def _toggled(self, event) -> None:
         if not self._ours:
-            self.touched.add(id(event.source))
+            self.touched.add(id(unwrapped(event.source)))
 
 
 def _within(layer, result) -> bool:
@@ -204,8 +210,8 @@ class ResultView:
     def _unfold(self, event=None) -> None:
         layer, stack = self.layer, self.stack
         if _alive(self.viewer, layer) and layer.visible and stack is not None and len(stack) \
-                and layer.data.shape[0] != len(stack):
-            layer.data = stack.view
+                and layer.data.shape[0] != len(stack.display):
+            layer.data = stack.display
 
     # ------------------------------------------------------------------ streaming
     def add(self, update) -> None:
@@ -293,23 +299,25 @@ class ResultView:
             return True
         axis = stage_axis(viewer, layer)
         follow = self.frames_shown == 0 or viewer.dims.current_step[axis] >= self.frames_shown - 1
-        if n == self.frames_shown and layer.data.shape[0] == n and layer.data.base is self.stack.buf:
+        shown = self.stack.display
+        if n == self.frames_shown and layer.data.shape[0] == len(shown) and layer.data.base is self.stack.buf:
             layer.refresh()  # the newest frame was overwritten in place: re-slice this layer only
             self._refresh_extras()
             if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
                 self.err.sync(self.stack)
                 self.err_layer.refresh()
             return follow
-        layer.data = self.stack.view
+        layer.data = shown
         self._refresh_extras()
         if self.limits_key != limits_key:
             layer.contrast_limits = C.display_limits(self.stack.buf[0], reference)
             self.limits_key = limits_key
         if _alive(viewer, self.err_layer) and self.err_layer.visible and self.err is not None:
             self.err_layer.data = self.err.sync(self.stack)
-        if follow:  # moving the slider re-slices every layer: do it in the next event-loop turn
+        if follow:  # in this turn: one repaint for the new data and the slider's move (measured:
+            # a deferred move ran in the same event-loop pass anyway and cost a second repaint)
             self.pending_step, self._step_was = n - 1, viewer.dims.current_step[axis]
-            QTimer.singleShot(0, self._follow)
+            self._follow()
         self.frames_shown = n
         return follow
 

@@ -246,6 +246,12 @@ class Update:
     def extras(self, value: dict):
         self._extras = dict(value or {})
 
+    def materialise(self) -> "Update":
+        """Compute the image, residual and extra maps now, in the calling thread (the dock's worker
+        does this for the updates it shows, so the GUI thread only copies arrays)."""
+        _ = self.image, self.residual, self.extras
+        return self
+
     def __repr__(self):
         return f"Update(stage={self.stage}/{self.total}, label={self.label!r}, samples={self.samples})"
 
