@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 
-
 def _classical(name: str) -> bool:
     """A row of a method the registry does not call learned (zero-filled, FBP, TV, L1, L+S)."""
     from napari_unrollrecon.engine import registry

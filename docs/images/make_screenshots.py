@@ -82,7 +82,6 @@ def mri_run():
     dock.run()
     wait(lambda: dock.active.last is not None and dock.active.last.stage >= 110)
     pump(0.6)
-    wait(lambda: dock.shown.pending_step is None)  # slider and caption agree (one event-loop turn)
     viewer.screenshot(str(OUT / "dock_mri_tv_run.png"), canvas_only=False)
     dock.stop()
     wait(lambda: dock.worker is None)

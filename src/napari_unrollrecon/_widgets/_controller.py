@@ -530,7 +530,7 @@ class StageStack:
     def __init__(self, image_shape: tuple, capacity: int = 8, keep_all: int = KEEP_ALL,
                  keep_every: float = KEEP_EVERY, clock: Callable[[], float] = time.perf_counter,
                  max_frames: int = MAX_FRAMES, recent: int = RECENT):
-        self.buf = np.zeros((max(int(capacity), 1), *image_shape), np.float32)
+        self.buf = np.zeros((max(int(capacity), 2), *image_shape), np.float32)  # ≥ 2: see ``display``
         self.stages: list[int] = []
         self.labels: list[str] = []
         self.metrics: list[dict] = []
@@ -620,8 +620,6 @@ class StageStack:
         each a full repaint, in the Run click's event-loop turn (measured 40-60 ms of its stall)."""
         n = len(self.stages)
         if n == 1 and self.total > 1:
-            if self.buf.shape[0] < 2:
-                self.buf = np.concatenate([self.buf, self.buf])
             self.buf[1] = self.buf[0]
             return self.buf[:2]
         return self.view

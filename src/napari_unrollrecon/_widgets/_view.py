@@ -147,8 +147,6 @@ class ResultView:
         self.stack: C.StageStack | None = None
         self.err: C.ErrorStack | None = None
         self.frames_shown = 0  # frames the layer held at the last refresh
-        self.pending_step = None  # slider index to move to in the next event-loop turn
-        self._step_was = None  # where the slider was when that move was planned
         self.limits_key = None  # what the contrast limits were set for
         self.extras: dict[str, C.StageStack] = {}  # extra maps by name, frame i = main frame i
         self.extra_layers: dict = {}
@@ -316,26 +314,15 @@ class ResultView:
             self.err_layer.data = self.err.sync(self.stack)
         if follow:  # in this turn: one repaint for the new data and the slider's move (measured:
             # a deferred move ran in the same event-loop pass anyway and cost a second repaint)
-            self.pending_step, self._step_was = n - 1, viewer.dims.current_step[axis]
-            self._follow()
+            viewer.dims.set_current_step(axis, n - 1)
         self.frames_shown = n
         return follow
 
-    def _follow(self) -> None:
-        step, self.pending_step = self.pending_step, None
-        if step is None or not _alive(self.viewer, self.layer):
-            return
-        axis = stage_axis(self.viewer, self.layer)
-        if self.viewer.dims.current_step[axis] == self._step_was:  # unless the user moved it meanwhile
-            self.viewer.dims.set_current_step(axis, step)
-
     def viewed_frame(self) -> int:
-        """Index of the frame the slider shows (or is about to show) for this layer."""
+        """Index of the frame the slider shows for this layer."""
         if not _alive(self.viewer, self.layer) or self.stack is None:
             return 0
         step = self.viewer.dims.current_step[stage_axis(self.viewer, self.layer)]
-        if self.pending_step is not None and step == self._step_was:
-            return self.pending_step
         return min(int(step), max(len(self.stack) - 1, 0))
 
     # ------------------------------------------------------------------ |error|
