@@ -22,7 +22,7 @@ def _compare(qtbot, widget, methods, **dummy):
         item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
     widget.compare()
     assert not widget.compare_at.at_combo.isEnabled()  # nothing recorded to show yet
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    qtbot.waitUntil(widget.settled, timeout=30000)
     qtbot.waitUntil(lambda: widget.compare_at.at_combo.isEnabled(), timeout=3000)
 
 
@@ -104,7 +104,7 @@ def test_linked_contrast_in_side_by_side_leaves_the_error_map_alone(dock, qtbot,
     widget.side_check.setChecked(True)
     widget.compare_at.link_check.setChecked(True)
     widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    qtbot.waitUntil(widget.settled, timeout=20000)
     kinds = {p.metadata[META_KEY]["kind"]: p for p in widget.panels.layers}
     assert set(kinds) == {"reference", "reconstruction", "error"}
     err_limits = tuple(kinds["error"].contrast_limits)

@@ -372,3 +372,51 @@ def test_stage_stack_display_keeps_two_frames_while_a_longer_run_has_one():
     single = C.StageStack((4, 4))
     single.add(one, 1, total=1)
     assert single.display.shape[0] == 1  # a one-stage method never gets a slider
+
+
+def test_a_held_job_waits_before_its_next_step_and_passes_sends_and_the_result_on():
+    """Job.held pauses the worker at its next step while the GUI thread builds layers."""
+    import threading
+    import time
+
+    got = []
+
+    def counting():
+        for k in range(3):
+            got.append((yield k))
+        return "done"
+
+    job = C.Job(counting)
+    gen = job.run()
+    assert next(gen) == 0
+    out = []
+    with job.held():
+        t = threading.Thread(target=lambda: out.append(gen.send("a")))
+        t.start()
+        time.sleep(0.2)
+        assert not out  # waiting while held
+    t.join(2)
+    assert out == [1] and got == ["a"]
+    assert gen.send("b") == 2
+    with pytest.raises(StopIteration) as stop:
+        gen.send("c")
+    assert stop.value.value == "done" and got == ["a", "b", "c"]
+
+
+def test_quiet_gc_freezes_while_any_run_holds_it():
+    import gc
+
+    quiet = C.QuietGC()
+    before = gc.get_freeze_count()
+    try:
+        quiet.hold()
+        quiet.hold()  # two docks running
+        assert gc.get_freeze_count() > before
+        quiet.release()
+        assert gc.get_freeze_count() > before  # one still running
+        quiet.release()
+        assert gc.get_freeze_count() == 0
+        quiet.release()  # an extra release does nothing
+        assert quiet.holders == 0
+    finally:
+        gc.unfreeze()

@@ -16,7 +16,7 @@ def _run(widget, qtbot, steps=4):
     widget.method_combo.setCurrentIndex(widget.method_combo.findData("dummy-stages"))
     widget.param_form.set_value("steps", steps)
     widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    qtbot.waitUntil(widget.settled, timeout=20000)
 
 
 def test_export_a_run_as_gif_and_mp4(dock, qtbot, phantom, tmp_path):
@@ -50,7 +50,7 @@ def test_export_a_compare_records_every_method(dock, qtbot, phantom, tmp_path, t
     viewer.add_image(phantom, name="phantom")
     tick(widget, ("dummy-stages", "zero-filled"))
     widget.compare()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    qtbot.waitUntil(widget.settled, timeout=20000)
     panels = widget.trajectory_panels()
     assert panels[0].captions == ["reference"] and len(panels) == 3
     assert {p.captions[-1].split(" ·")[0] for p in panels[1:]} == {"Dummy stages", "Zero-filled (Aᴴy)"}

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gui
 def _run(qtbot, widget, method):
     widget.method_combo.setCurrentIndex(widget.method_combo.findData(method))
     widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    qtbot.waitUntil(widget.settled, timeout=60000)
 
 
 def test_an_uncentred_mask_layer_is_detected_and_the_dock_says_which_layout(dock, qtbot, phantom):

@@ -24,7 +24,7 @@ def _run_stop(widget, qtbot, rng):
     widget.run()
     qtbot.wait(int(rng.uniform(0, 150)))
     widget.stop()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=5000)
+    qtbot.waitUntil(widget.settled, timeout=5000)
 
 
 def _dock_with_dummy(make_napari_viewer, phantom, steps, delay):

@@ -9,7 +9,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from napari_unrollrecon._widgets._controller import META_KEY
-from napari_unrollrecon._widgets._view import LABELS_NAME
+from napari_unrollrecon._widgets._view import LABELS_NAME, unwrapped
 
 pytestmark = pytest.mark.gui
 
@@ -20,7 +20,7 @@ def _run(qtbot, widget, method, **values):
         widget.param_form.set_value(name, value)
     widget.run()
     assert widget.worker is not None, widget.status.text()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    qtbot.waitUntil(widget.settled, timeout=20000)
 
 
 def _compare(qtbot, widget, names):
@@ -30,7 +30,7 @@ def _compare(qtbot, widget, names):
         item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
     widget.compare()
     assert widget.worker is not None, widget.status.text()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    qtbot.waitUntil(widget.settled, timeout=20000)
 
 
 def _stage_frames(viewer, widget) -> int:
@@ -220,7 +220,7 @@ def test_inputs_under_a_streaming_result_are_hidden_while_it_runs_and_restored(d
     assert "hidden under the result" in widget.status.text() and "'half'" in widget.status.text()
     viewer.layers["half"].visible = True  # the user wants it: the dock must not undo that...
     viewer.layers["half"].visible = False  # ...nor a later choice to hide it
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    qtbot.waitUntil(widget.settled, timeout=20000)
     assert viewer.layers["phantom"].visible and viewer.layers["beside"].visible
     assert not viewer.layers["half"].visible
 
@@ -247,3 +247,47 @@ def test_the_stage_slider_stays_on_screen_from_one_run_to_the_next(dock, qtbot, 
     _run(qtbot, widget, "dummy-stages", steps=5)
     assert all(n >= 2 for n in seen), seen  # (before: [1, 5], the slider hidden then shown)
     assert _stage_frames(viewer, widget) == 5
+
+
+def test_a_new_methods_layer_replaces_the_previous_result_at_its_first_stage(dock, qtbot, phantom):
+    """A method's first run builds its layer hidden (two blank frames) and swaps it for the
+    previous result when its first stage arrives: the old result stays on screen meanwhile, and
+    the stage slider never loses its row (each flip resized the canvas: a full repaint)."""
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _run(qtbot, widget, "dummy-stages", steps=5)
+    old = widget.shown.layer
+    axis = viewer.dims.ndim - old.ndim
+    seen = []
+    viewer.dims.events.range.connect(lambda e: seen.append(int(viewer.dims.nsteps[axis])))
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("tv"))
+    widget.run()
+    new = widget.shown.layer
+    assert new is not old and not new.visible and old.visible  # swapped at the first stage, not now
+    qtbot.waitUntil(widget.settled, timeout=20000)
+    assert new.visible and not old.visible
+    assert seen and all(n >= 2 for n in seen), seen
+    assert unwrapped(viewer.layers.selection.active) is unwrapped(new)
+
+
+def test_a_run_that_fails_before_its_first_stage_leaves_the_previous_result_on_screen(
+        dock, qtbot, phantom, monkeypatch):
+    import dataclasses
+
+    from napari_unrollrecon.engine import registry
+
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    _run(qtbot, widget, "dummy-stages", steps=3)
+    old = widget.shown.layer
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("no first stage")
+        yield  # a generator, as a method's run is
+
+    monkeypatch.setitem(registry._REGISTRY, "tv", dataclasses.replace(registry.get("tv"), run=boom))
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("tv"))
+    widget.run()
+    qtbot.waitUntil(widget.settled, timeout=20000)
+    assert old.visible and "tv" not in [layer.name for layer in viewer.layers]
+    assert "no first stage" in widget.status.text()

@@ -36,5 +36,5 @@ def test_a_long_run_shows_the_docks_bar_and_no_napari_progress(dock, qtbot, phan
     widget.run()
     qtbot.waitUntil(lambda: widget.run_progress.active() and widget.run_progress.fraction > 0, timeout=5000)
     assert len(progress._all_instances) == 0
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=20000)
+    qtbot.waitUntil(widget.settled, timeout=20000)
     assert not widget.run_progress.active()

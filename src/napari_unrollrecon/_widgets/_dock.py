@@ -41,6 +41,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.worker = None
+        self._gc_held = False  # this dock holds C.QUIET_GC (while its run streams)
         self.job: C.Job | None = None  # what the worker runs, released when it finishes
         self.active: C.RunState | C.CompareState | None = None  # the running (or just finished) run
         self.record: C.RunRecord | None = None  # last finished run, for tweak re-runs
@@ -180,6 +181,9 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
     def closeEvent(self, event):  # noqa: N802 - Qt API
         if self.worker is not None:
             self.worker.quit()
+        if self._gc_held:
+            self._gc_held = False
+            C.QUIET_GC.release()
         self.occluded.restore()
         self.viewer.dims.events.current_step.disconnect(self._on_dims)
         self.roi.disconnect_viewer()

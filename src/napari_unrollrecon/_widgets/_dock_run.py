@@ -37,7 +37,9 @@ class RunMixin:
     def _start(self, spec, prepare, values, reference, source, settings, shape, ref_name="", mask=None,
                cache=None, start=0) -> None:
         """Start the worker first (it builds the problem and computes stage 1 meanwhile), then
-        prepare the layers (created on a method's first run only, reused after)."""
+        prepare the layers (reused after a method's first run). A method's first run creates its
+        layer before the worker starts: napari builds a layer in ~0.1 s of Python (shader
+        parsing, layer controls) that took 3-5× longer while the worker competed for the GIL."""
         self.worker = self._new_worker(C.drive, spec, prepare, values, reference, cache, start)
         self._connect(self.worker, spec.title)
         t0 = time.perf_counter()
@@ -45,17 +47,26 @@ class RunMixin:
                                  source=source, settings=settings, mask=mask, start=start, t0=t0, prepare=prepare,
                                  shape=tuple(shape), ref_name=ref_name,
                                  limits_key=(source, ref_name, tuple(shape), settings.kind))
-        self.worker.start()
+        view = self.views.get(spec.name)
+        if view is None or not (view.usable_for(shape) or view.layer is None):
+            view = self.views[spec.name] = V.ResultView(self.viewer, spec.name)
+        creates = not view.usable_for(shape)
+        if not creates:
+            self.worker.start()
         self._running_ui(True)
         self.plot.clear()
         meta = {"method": spec.name, "title": spec.title, "params": dict(values), "source": source,
                 "mask": mask, "settings": vars(settings).copy()}
-        view = self.views.get(spec.name)
-        if view is None or not (view.usable_for(shape) or view.layer is None):
-            view = self.views[spec.name] = V.ResultView(self.viewer, spec.name)
-        laid_out = self._hide_our_layers(keep=view)
-        view.begin(shape, reference, meta, start=start)
+        # a new layer is built hidden and takes the previous result's place at the first stage, in
+        # one turn: the stage slider stays on screen (no canvas resize) and the layer's build and
+        # first draw fall in two event-loop turns instead of one
+        self.active.swap = creates and not self.side_check.isChecked() and not self.panels.layers
+        laid_out = False if self.active.swap else self._hide_our_layers(keep=view)
+        view.begin(shape, reference, meta, start=start, hidden=self.active.swap)
+        if creates:
+            self.worker.start()
         view.on_new_extra = view.on_error_shown = self._arrange_run
+        view.held = self.job.held
         self.active.view = self.shown = view
         self._arrange_run()
         if laid_out and not self.panels.layers:  # back from side by side or Compare: one view again
@@ -71,6 +82,10 @@ class RunMixin:
         self.job = C.Job(fn, *args)
         return create_worker(niced(self.job.run, worker_nice()), _start_thread=False)  # repaints go first
 
+    def settled(self) -> bool:
+        """No run going and no layer of the last one still to be built (tests, scripts)."""
+        return self.worker is None and not any(v.building() for v in self.views.values())
+
     def _running_ui(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.compare_button.setEnabled(not running)
@@ -79,6 +94,9 @@ class RunMixin:
             self._pbar_timer.start(_PBAR_DELAY_MS)
         else:
             self._pbar_timer.stop()
+        if running != self._gc_held:  # no full GC sweep while a run streams (C.QuietGC)
+            self._gc_held = running
+            (C.QUIET_GC.hold if running else C.QUIET_GC.release)()
 
     def _connect(self, worker, what: str) -> None:
         """Worker signals go through one ordered queue: napari's progress bar and layer updates
@@ -177,6 +195,10 @@ class RunMixin:
         a = self.active
         if a is None or a.compare or a.shown is None:
             return
+        if a.swap:  # the new layer's first stage: it replaces the previous result now (shown
+            a.swap = False  # first, then the others hidden: the slider never loses its row)
+            a.view.layer.visible = True
+            self._hide_our_layers(keep=a.view)
         a.view.refresh(a.limits_key, a.reference)
         if self.worker is not None and not self.panels.layers:
             a.occluded = a.occluded or tuple(self.occluded.hide_under(a.view.layer))
@@ -255,7 +277,10 @@ class RunMixin:
                         stages=list(view.stack.stages))
             info.update({k: v for k, v in outcome.prepared.meta.items() if k not in info.get("settings", {})})
             info["problem"] = dict(outcome.prepared.meta)
-            view.ensure_error_layer(visible=self.side_check.isChecked())
+            if self.side_check.isChecked():
+                view.ensure_error_layer(visible=True)
+            else:  # hidden, for the user to tick: built in a later turn, not in the last stage's
+                view.ensure_error_layer_later()
         stages = f"{result.stages} stage{'s' * (result.stages != 1)}"
         text = f"✓ {a.spec.title} on '{a.source}': {stages} in {result.seconds:.2f} s"
         if result.metrics:

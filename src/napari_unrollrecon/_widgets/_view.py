@@ -14,6 +14,8 @@ Only called from the Qt main thread. The Qt-free parts (stacks, layout, captions
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from qtpy.QtCore import QTimer
 
@@ -21,6 +23,7 @@ from napari_unrollrecon._widgets import _controller as C
 
 LABELS_NAME = "panel labels"
 ERROR_CONTRAST = 0.2  # |error| layers show 0 .. 20% of the reference range
+LATER_MS = 40  # a new hidden layer (|error|, an extra map) is built this long after the turn that asked
 LABEL_PX = 52.0  # height of a panel's label strip on screen (two lines of 10 pt text)
 LINE_PX = 23.0  # one more line of label text
 #: Extra maps with a colour map of their own (the posterior std must not look like an |error|).
@@ -152,17 +155,20 @@ class ResultView:
         self.extra_layers: dict = {}
         self.on_new_extra = None  # called after an extra map's layer is created (the dock re-lays out panels)
         self.on_error_shown = None  # called after the user shows the |error| layer (the dock lays it out)
+        self.held = contextlib.nullcontext  # the running worker's pause (the dock sets Job.held)
+        self._extras_due: set[str] = set()  # extra maps whose layers are scheduled
+        self._error_due = False  # the |error| layer is scheduled
 
     # ------------------------------------------------------------------ lifetime
     def usable_for(self, image_shape: tuple) -> bool:
         """Reusable for a run producing ``image_shape`` images (same number of dimensions)."""
         return _alive(self.viewer, self.layer) and self.layer.ndim == len(image_shape) + 1
 
-    def begin(self, image_shape: tuple, reference, meta: dict, start: int = 0) -> None:
+    def begin(self, image_shape: tuple, reference, meta: dict, start: int = 0, hidden: bool = False) -> None:
         """Prepare for a run: a fresh stack (or, resuming at ``start``, the earlier stages kept).
 
-        Creates the layer on the first run only; a reused layer keeps showing the previous
-        result until the first new stage arrives.
+        Creates the layer on the first run only (``hidden``: the dock shows it at the first
+        stage); a reused layer keeps showing the previous result until the first new stage arrives.
         """
         image_shape = tuple(image_shape)
         self.fold()  # hidden maps of the previous run must not stretch the slider
@@ -183,7 +189,8 @@ class ResultView:
         self.frames_shown = len(self.stack)
         if not _alive(self.viewer, self.layer):
             self.layer = self.viewer.add_image(
-                np.zeros((1, *image_shape), np.float32), name=self.name,
+                # hidden, two blank frames: the stage axis and its slider exist from now on
+                np.zeros((2 if hidden else 1, *image_shape), np.float32), name=self.name, visible=not hidden,
                 axis_labels=spatial_labels(len(image_shape) + 1),
                 metadata={C.META_KEY: dict(meta, kind="reconstruction")},
                 contrast_limits=C.display_limits(np.ones(1), reference))
@@ -245,18 +252,31 @@ class ResultView:
                 continue
             layer = self.extra_layers.get(key)
             if not _alive(self.viewer, layer) or layer.ndim != extra.buf.ndim:
-                layer = self.extra_layers[key] = self.viewer.add_image(
-                    extra.view, name=f"{key} · {self.name}", colormap=EXTRA_COLORMAPS.get(key, "inferno"),
-                    visible=False,
-                    contrast_limits=_robust_limits(extra.view[-1]), axis_labels=self.layer.axis_labels,
-                    metadata={C.META_KEY: {"kind": "extra", "source": self.name, "extra": key}})
-                layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
-                layer.events.visible.connect(lambda event, k=key: self._sync_extra(k))
-                self._select_result()
-                if self.on_new_extra is not None:
-                    QTimer.singleShot(0, self.on_new_extra)
+                if key not in self._extras_due:  # built in a turn of its own, not beside a stage's repaint
+                    self._extras_due.add(key)
+                    QTimer.singleShot(LATER_MS, lambda k=key: self._create_extra(k))
             elif layer.visible or layer.data.shape != extra.view.shape:
                 self._sync_extra(key)
+
+    def _create_extra(self, key: str) -> None:
+        """The hidden layer of extra map ``key``; the running worker waits while napari builds it
+        (a layer is ~0.05 s of Python that took 3-5x longer while the worker held the GIL)."""
+        self._extras_due.discard(key)
+        extra, layer = self.extras.get(key), self.extra_layers.get(key)
+        if extra is None or not len(extra) or not _alive(self.viewer, self.layer) \
+                or (_alive(self.viewer, layer) and layer.ndim == extra.buf.ndim):
+            return
+        with self.held():
+            layer = self.extra_layers[key] = self.viewer.add_image(
+                extra.view, name=f"{key} · {self.name}", colormap=EXTRA_COLORMAPS.get(key, "inferno"),
+                visible=False,
+                contrast_limits=_robust_limits(extra.view[-1]), axis_labels=self.layer.axis_labels,
+                metadata={C.META_KEY: {"kind": "extra", "source": self.name, "extra": key}})
+        layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
+        layer.events.visible.connect(lambda event, k=key: self._sync_extra(k))
+        self._select_result()
+        if self.on_new_extra is not None:
+            QTimer.singleShot(0, self.on_new_extra)
 
     def _select_result(self) -> None:
         """Adding a layer selects it: give the layer controls back to the result (not a helper)."""
@@ -343,6 +363,18 @@ class ResultView:
         elif visible and not self.err_layer.visible:
             self.err_layer.visible = True  # _error_shown fills it
         return self.err_layer
+
+    def ensure_error_layer_later(self) -> None:
+        """The hidden |error| layer, built in a later event-loop turn (not beside a repaint)."""
+        def build():
+            self._error_due = False
+            self.ensure_error_layer()
+        self._error_due = True
+        QTimer.singleShot(LATER_MS, build)
+
+    def building(self) -> bool:
+        """Whether layers are scheduled to be built (|error|, extra maps)."""
+        return self._error_due or bool(self._extras_due)
 
     def _error_shown(self, event=None) -> None:
         if self.err_layer is not None and self.err_layer.visible and self.err is not None and self.stack is not None:
