@@ -291,3 +291,17 @@ def test_a_run_that_fails_before_its_first_stage_leaves_the_previous_result_on_s
     qtbot.waitUntil(widget.settled, timeout=20000)
     assert old.visible and "tv" not in [layer.name for layer in viewer.layers]
     assert "no first stage" in widget.status.text()
+
+
+def test_helper_layers_are_added_without_taking_the_layer_controls(dock, phantom):
+    """|error|, extra maps, the mask preview and the reference panel are added unselected: napari
+    would otherwise switch the layer controls to each new helper (a Qt layout pass per layer)."""
+    from napari_unrollrecon._widgets._view import unselected_insert
+
+    viewer, _ = dock
+    mine = viewer.add_image(phantom, name="mine")
+    with unselected_insert(viewer):
+        viewer.add_image(phantom, name="helper")
+    assert unwrapped(viewer.layers.selection.active) is unwrapped(mine)
+    viewer.add_image(phantom, name="plain")  # napari's own behaviour is back after the block
+    assert viewer.layers.selection.active.name == "plain"

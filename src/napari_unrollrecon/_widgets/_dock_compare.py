@@ -62,7 +62,8 @@ class CompareMixin:
         meta = {C.META_KEY: {"kind": "reference", "source": a.ref_name}}
         lim = C.display_limits(ref, ref)
         if self.ref_panel is None or self.ref_panel not in self.viewer.layers or self.ref_panel.ndim != ref.ndim:
-            self.ref_panel = self.viewer.add_image(ref, name="reference", contrast_limits=lim, metadata=meta)
+            with V.unselected_insert(self.viewer):  # the layer controls stay on the result
+                self.ref_panel = self.viewer.add_image(ref, name="reference", contrast_limits=lim, metadata=meta)
         else:
             old = self.ref_panel.data
             if old.shape != ref.shape or not np.array_equal(old, ref):

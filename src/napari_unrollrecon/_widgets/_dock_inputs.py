@@ -10,6 +10,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QListWidgetItem
 
 from napari_unrollrecon._widgets import _controller as C
+from napari_unrollrecon._widgets._view import unselected_insert
 from napari_unrollrecon._widgets._dock_common import (
     _NONE,
     _AUTO_REF,
@@ -316,8 +317,10 @@ class InputsMixin:
                 preview.visible = False
             return
         if preview is None:
-            self.viewer.add_image(mask, name=self.mask_preview_name, colormap="cyan", blending="additive",
-                                  opacity=0.5, contrast_limits=(0, 1), metadata={C.META_KEY: {"kind": "mask-preview"}})
+            with unselected_insert(self.viewer):  # a helper: the layer controls stay where they are
+                self.viewer.add_image(mask, name=self.mask_preview_name, colormap="cyan", blending="additive",
+                                      opacity=0.5, contrast_limits=(0, 1),
+                                      metadata={C.META_KEY: {"kind": "mask-preview"}})
         else:
             if preview.data.shape != mask.shape or not np.array_equal(preview.data, mask):
                 preview.data = mask

@@ -71,7 +71,8 @@ class RunMixin:
         self._arrange_run()
         if laid_out and not self.panels.layers:  # back from side by side or Compare: one view again
             self.viewer.reset_view()
-        if view.layer is not None and self.viewer.layers.selection.active is not view.layer:
+        if view.layer is not None and not self.active.swap \
+                and self.viewer.layers.selection.active is not view.layer:
             self.viewer.layers.selection.active = view.layer  # its controls, not a helper layer's
         self._say(f"{spec.title}: starting on '{source}' ({settings.describe()})…")
 
@@ -199,6 +200,7 @@ class RunMixin:
             a.swap = False  # first, then the others hidden: the slider never loses its row)
             a.view.layer.visible = True
             self._hide_our_layers(keep=a.view)
+            a.view.select_later()  # its layer controls, in a turn of their own
         a.view.refresh(a.limits_key, a.reference)
         if self.worker is not None and not self.panels.layers:
             a.occluded = a.occluded or tuple(self.occluded.hide_under(a.view.layer))

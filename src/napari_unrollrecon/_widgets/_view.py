@@ -81,6 +81,24 @@ def set_hidden_data(layer, data) -> None:
         layer.visible = False
 
 
+@contextlib.contextmanager
+def unselected_insert(viewer):
+    """Layers added inside are not made the active layer: napari would switch the layer controls
+    to the new layer's page (a Qt layout and style pass, ~20-30 ms under llvmpipe) for a helper
+    layer the dock re-selects away from at once. Uses napari's ``_activate_on_insert`` flag when
+    present; otherwise layers are added as usual."""
+    layers = unwrapped(viewer.layers)
+    before = getattr(layers, "_activate_on_insert", None)
+    if before is None:
+        yield
+        return
+    layers._activate_on_insert = False
+    try:
+        yield
+    finally:
+        layers._activate_on_insert = before
+
+
 class Occluded:
     """The user's layers that an opaque result covers exactly, hidden while a run streams.
 
@@ -188,12 +206,13 @@ class ResultView:
             self.err = None
         self.frames_shown = len(self.stack)
         if not _alive(self.viewer, self.layer):
-            self.layer = self.viewer.add_image(
-                # hidden, two blank frames: the stage axis and its slider exist from now on
-                np.zeros((2 if hidden else 1, *image_shape), np.float32), name=self.name, visible=not hidden,
-                axis_labels=spatial_labels(len(image_shape) + 1),
-                metadata={C.META_KEY: dict(meta, kind="reconstruction")},
-                contrast_limits=C.display_limits(np.ones(1), reference))
+            with unselected_insert(self.viewer) if hidden else contextlib.nullcontext():
+                self.layer = self.viewer.add_image(
+                    # hidden, two blank frames: the stage axis and its slider exist from now on
+                    np.zeros((2 if hidden else 1, *image_shape), np.float32), name=self.name, visible=not hidden,
+                    axis_labels=spatial_labels(len(image_shape) + 1),
+                    metadata={C.META_KEY: dict(meta, kind="reconstruction")},
+                    contrast_limits=C.display_limits(np.ones(1), reference))
             self.layer.events.visible.connect(self._unfold)
             self.limits_key = None
         else:  # touch nothing on screen: a repaint now would delay the first stage by one repaint
@@ -266,7 +285,7 @@ class ResultView:
         if extra is None or not len(extra) or not _alive(self.viewer, self.layer) \
                 or (_alive(self.viewer, layer) and layer.ndim == extra.buf.ndim):
             return
-        with self.held():
+        with self.held(), unselected_insert(self.viewer):
             layer = self.extra_layers[key] = self.viewer.add_image(
                 extra.view, name=f"{key} · {self.name}", colormap=EXTRA_COLORMAPS.get(key, "inferno"),
                 visible=False,
@@ -274,14 +293,23 @@ class ResultView:
                 metadata={C.META_KEY: {"kind": "extra", "source": self.name, "extra": key}})
         layer.metadata["auto_limits"] = tuple(layer.contrast_limits)
         layer.events.visible.connect(lambda event, k=key: self._sync_extra(k))
-        self._select_result()
+        self._select_result(instead_of=layer)
         if self.on_new_extra is not None:
             QTimer.singleShot(0, self.on_new_extra)
 
-    def _select_result(self) -> None:
-        """Adding a layer selects it: give the layer controls back to the result (not a helper)."""
-        if _alive(self.viewer, self.layer):
+    def _select_result(self, instead_of=None) -> None:
+        """Give the layer controls to the result (not a helper; ``instead_of``: only if that
+        layer is the active one, as napari makes a newly added layer)."""
+        if not _alive(self.viewer, self.layer):
+            return
+        active = self.viewer.layers.selection.active
+        if instead_of is None or (active is not None and unwrapped(active) is unwrapped(instead_of)):
             self.viewer.layers.selection.active = self.layer
+
+    def select_later(self) -> None:
+        """Select the result in a later event-loop turn (the layer controls' page switch is a Qt
+        layout pass of its own)."""
+        QTimer.singleShot(LATER_MS, self._select_result)
 
     def _sync_extra(self, key: str) -> None:
         layer, extra = self.extra_layers.get(key), self.extras.get(key)
@@ -354,12 +382,13 @@ class ResultView:
             ref = self.err.reference
             hi = ERROR_CONTRAST * float(ref.max() - ref.min() or 1.0)
             data = self.err.sync(self.stack) if visible else np.zeros((1, *self.stack.image_shape), np.float32)
-            self.err_layer = self.viewer.add_image(
-                data, name=f"|error| {self.layer.name}", colormap="magma", contrast_limits=(0.0, hi),
-                axis_labels=self.layer.axis_labels, visible=visible,
-                metadata={C.META_KEY: {"kind": "error", "source": self.layer.name}})
+            with unselected_insert(self.viewer):
+                self.err_layer = self.viewer.add_image(
+                    data, name=f"|error| {self.layer.name}", colormap="magma", contrast_limits=(0.0, hi),
+                    axis_labels=self.layer.axis_labels, visible=visible,
+                    metadata={C.META_KEY: {"kind": "error", "source": self.layer.name}})
             self.err_layer.events.visible.connect(self._error_shown)
-            self._select_result()
+            self._select_result(instead_of=self.err_layer)
         elif visible and not self.err_layer.visible:
             self.err_layer.visible = True  # _error_shown fills it
         return self.err_layer
