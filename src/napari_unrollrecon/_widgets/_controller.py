@@ -31,8 +31,8 @@ KIND_LABELS = {"image": "image", "kspace": "k-space", "sinogram": "sinogram"}
 MODALITIES = {"mri": "MRI", "dmri": "dynamic MRI", "ct": "CT"}
 KEEP_EVERY = 0.5  # longer runs keep a frame at most this often (s); newer stages update the last
 MAX_FRAMES = 100  # a stage stack holds at most this many frames: ...
-HOLD_LIMIT_S = 2.0  # longest a held worker waits for the GUI thread before it goes on anyway
 RECENT = 50       # ... every kept frame of the newest RECENT, every other one before (repeatedly)
+HOLD_LIMIT_S = 2.0  # longest a held worker waits for the GUI thread before it goes on anyway
 #: ``metadata["unrollrecon"]["kind"]`` of the dock's own output layers (never offered as input)
 OUTPUT_KINDS = ("reconstruction", "error", "mask-preview", "compare", "reference", "labels", "extra")
 
