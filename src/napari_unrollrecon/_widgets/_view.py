@@ -174,8 +174,7 @@ class ResultView:
         self.on_new_extra = None  # called after an extra map's layer is created (the dock re-lays out panels)
         self.on_error_shown = None  # called after the user shows the |error| layer (the dock lays it out)
         self.held = contextlib.nullcontext  # the running worker's pause (the dock sets Job.held)
-        self._extras_due: set[str] = set()  # extra maps whose layers are scheduled
-        self._error_due = False  # the |error| layer is scheduled
+        self._due: set[str] = set()  # layers scheduled to be built (extra-map keys, "|error|")
 
     # ------------------------------------------------------------------ lifetime
     def usable_for(self, image_shape: tuple) -> bool:
@@ -271,16 +270,13 @@ class ResultView:
                 continue
             layer = self.extra_layers.get(key)
             if not _alive(self.viewer, layer) or layer.ndim != extra.buf.ndim:
-                if key not in self._extras_due:  # built in a turn of its own, not beside a stage's repaint
-                    self._extras_due.add(key)
-                    QTimer.singleShot(LATER_MS, lambda k=key: self._create_extra(k))
+                self._build_later(key, lambda k=key: self._create_extra(k))  # not beside a stage's repaint
             elif layer.visible or layer.data.shape != extra.view.shape:
                 self._sync_extra(key)
 
     def _create_extra(self, key: str) -> None:
         """The hidden layer of extra map ``key``; the running worker waits while napari builds it
         (a layer is ~0.05 s of Python that took 3-5x longer while the worker held the GIL)."""
-        self._extras_due.discard(key)
         extra, layer = self.extras.get(key), self.extra_layers.get(key)
         if extra is None or not len(extra) or not _alive(self.viewer, self.layer) \
                 or (_alive(self.viewer, layer) and layer.ndim == extra.buf.ndim):
@@ -395,15 +391,20 @@ class ResultView:
 
     def ensure_error_layer_later(self) -> None:
         """The hidden |error| layer, built in a later event-loop turn (not beside a repaint)."""
-        def build():
-            self._error_due = False
-            self.ensure_error_layer()
-        self._error_due = True
-        QTimer.singleShot(LATER_MS, build)
+        self._build_later("|error|", self.ensure_error_layer)
+
+    def _build_later(self, key: str, build) -> None:
+        """Run ``build`` in a later event-loop turn, once per ``key`` while it is due."""
+        def run():
+            self._due.discard(key)
+            build()
+        if key not in self._due:
+            self._due.add(key)
+            QTimer.singleShot(LATER_MS, run)
 
     def building(self) -> bool:
         """Whether layers are scheduled to be built (|error|, extra maps)."""
-        return self._error_due or bool(self._extras_due)
+        return bool(self._due)
 
     def _error_shown(self, event=None) -> None:
         if self.err_layer is not None and self.err_layer.visible and self.err is not None and self.stack is not None:
