@@ -305,3 +305,48 @@ def test_helper_layers_are_added_without_taking_the_layer_controls(dock, phantom
     assert unwrapped(viewer.layers.selection.active) is unwrapped(mine)
     viewer.add_image(phantom, name="plain")  # napari's own behaviour is back after the block
     assert viewer.layers.selection.active.name == "plain"
+
+
+def test_deferred_turns_run_one_job_per_event_loop_turn(qtbot):
+    """Jobs on timers of their own with the same delay fire in one pass of Qt's timers, so their
+    costs (a layer build, a fold that resizes the canvas) added up in one stall."""
+    import time
+
+    from napari_unrollrecon._widgets._view import LATER_MS, Turns
+
+    turns, times = Turns(), []
+    for _ in range(3):
+        turns.add(lambda: times.append(time.perf_counter()))
+    assert turns.pending() and not times
+    qtbot.waitUntil(lambda: not turns.pending(), timeout=2000)
+    assert len(times) == 3
+    assert all(b - a >= 0.9 * LATER_MS / 1000 for a, b in zip(times, times[1:])), times
+
+
+def test_a_methods_first_run_starts_its_worker_after_the_new_layer_is_built(dock, qtbot, phantom):
+    viewer, widget = dock
+    viewer.add_image(phantom, name="phantom")
+    started, start = [], widget._start_worker
+    widget._start_worker = lambda worker: (started.append(worker), start(worker))
+    widget.method_combo.setCurrentIndex(widget.method_combo.findData("dummy-stages"))
+    widget.run()
+    assert widget.shown.layer in viewer.layers and not started  # built in the click's turn
+    qtbot.waitUntil(widget.settled, timeout=20000)
+    assert len(started) == 1 and widget.shown.stack is not None and len(widget.shown.stack) > 1
+
+
+def test_the_slider_row_keeps_its_height_when_the_stage_slider_goes(dock, qtbot, phantom):
+    """A single-stage result after a stage stack leaves the slider's row empty instead of
+    resizing the canvas (a full repaint); the row goes when no slider axis is left, and napari's
+    own sizing is back when the dock lets go."""
+    viewer, widget = dock
+    qt_dims = viewer.window._qt_viewer.dims
+    viewer.add_image(phantom, name="phantom")
+    _run(qtbot, widget, "dummy-stages", steps=5)
+    row = qt_dims.minimumHeight()
+    assert row == qt_dims.SLIDERHEIGHT
+    _run(qtbot, widget, "zero-filled")
+    assert _stage_frames(viewer, widget) == 1  # no stage slider: nothing to scrub
+    assert qt_dims.minimumHeight() == row
+    widget.slider_rows.release()
+    assert qt_dims.minimumHeight() == 0

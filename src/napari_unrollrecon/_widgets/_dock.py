@@ -50,6 +50,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         self.shown: V.ResultView | None = None  # the run the canvas overlay describes
         self.panels = V.Panels(self.viewer)
         self.occluded = V.Occluded(self.viewer)  # inputs under a streaming result (hidden while it runs)
+        self.slider_rows = V.SliderRows(self.viewer)  # the canvas keeps its size when a slider goes
         self.compare_layers: dict[str, object] = {}  # method (or "reference") -> layer, reused
         self.ref_panel = None  # our copy of the reference for side-by-side panels
         self.pending_rerun = False
@@ -185,6 +186,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
             self._gc_held = False
             C.QUIET_GC.release()
         self.occluded.restore()
+        self.slider_rows.release()
         self.viewer.dims.events.current_step.disconnect(self._on_dims)
         self.roi.disconnect_viewer()
         for ev in ("inserted", "removed", "moved"):

@@ -260,16 +260,23 @@ class CompareMixin:
             self.report(f"✓ compared {n} method{'s' * (n != 1)} on '{a.source}': labelled panels on the "
                         "canvas, table below", error=False)
 
-    def _hide_our_layers(self, keep=None) -> bool:
+    def _hide_our_layers(self, keep=None, fold_later: bool = False) -> bool:
         """Hide our earlier outputs (never the user's layers, nor those of the ResultView
         ``keep``) so the new ones are not covered, and fold their stage stacks (the slider then
-        spans the new run only). Returns whether panels were laid out."""
+        spans the new run only; ``fold_later``: in a turn of its own, since a slider that
+        vanishes resizes and repaints the canvas). Returns whether panels were laid out."""
         kept = {id(V.unwrapped(layer)) for layer in keep.layers()} if keep is not None else set()
         for layer in self._our_layers():
             if id(V.unwrapped(layer)) not in kept and layer.visible:
                 layer.visible = False
-        for view in self.views.values():
+        if fold_later:
+            V.TURNS.add(lambda: self._fold_views(keep))
+        else:
+            self._fold_views(keep)
+        return self.panels.clear()
+
+    def _fold_views(self, keep=None) -> None:
+        for view in list(self.views.values()):
             if view is not keep:
                 view.fold()
-        return self.panels.clear()
 

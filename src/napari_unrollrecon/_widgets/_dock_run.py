@@ -39,7 +39,8 @@ class RunMixin:
         """Start the worker first (it builds the problem and computes stage 1 meanwhile), then
         prepare the layers (reused after a method's first run). A method's first run creates its
         layer before the worker starts: napari builds a layer in ~0.1 s of Python (shader
-        parsing, layer controls) that took 3-5× longer while the worker competed for the GIL."""
+        parsing, layer controls) that took 3-5× longer while the worker competed for the GIL, and
+        starts the worker a turn later (``V.TURNS``), after the layer's first draw."""
         self.worker = self._new_worker(C.drive, spec, prepare, values, reference, cache, start)
         self._connect(self.worker, spec.title)
         t0 = time.perf_counter()
@@ -63,8 +64,9 @@ class RunMixin:
         self.active.swap = creates and not self.side_check.isChecked() and not self.panels.layers
         laid_out = False if self.active.swap else self._hide_our_layers(keep=view)
         view.begin(shape, reference, meta, start=start, hidden=self.active.swap)
-        if creates:
-            self.worker.start()
+        if creates:  # the new layer's first draw (and the canvas resize when a stage slider
+            # appears) get turns of their own before the worker competes for the GIL
+            V.TURNS.add(lambda w=self.worker: self._start_worker(w))
         view.on_new_extra = view.on_error_shown = self._arrange_run
         view.held = self.job.held
         self.active.view = self.shown = view
@@ -76,6 +78,11 @@ class RunMixin:
             self.viewer.layers.selection.active = view.layer  # its controls, not a helper layer's
         self._say(f"{spec.title}: starting on '{source}' ({settings.describe()})…")
 
+    def _start_worker(self, worker) -> None:
+        """Start a worker whose start was put off (a stop pressed meanwhile ends it at once)."""
+        if self.worker is worker:
+            worker.start()
+
     def _new_worker(self, fn, *args):
         """An unstarted worker running ``fn(*args)`` through a releasable :class:`C.Job`."""
         from napari.qt.threading import create_worker
@@ -85,7 +92,7 @@ class RunMixin:
 
     def settled(self) -> bool:
         """No run going and no layer of the last one still to be built (tests, scripts)."""
-        return self.worker is None and not any(v.building() for v in self.views.values())
+        return self.worker is None and not V.TURNS.pending() and not any(v.building() for v in self.views.values())
 
     def _running_ui(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
@@ -197,9 +204,9 @@ class RunMixin:
         if a is None or a.compare or a.shown is None:
             return
         if a.swap:  # the new layer's first stage: it replaces the previous result now (shown
-            a.swap = False  # first, then the others hidden: the slider never loses its row)
+            a.swap = False  # first, then the others hidden and, a turn later, folded)
             a.view.layer.visible = True
-            self._hide_our_layers(keep=a.view)
+            self._hide_our_layers(keep=a.view, fold_later=True)
             a.view.select_later()  # its layer controls, in a turn of their own
         a.view.refresh(a.limits_key, a.reference)
         if self.worker is not None and not self.panels.layers:

@@ -18,6 +18,7 @@ import contextlib
 
 import numpy as np
 from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QWidget
 
 from napari_unrollrecon._widgets import _controller as C
 
@@ -30,6 +31,42 @@ LINE_PX = 23.0  # one more line of label text
 EXTRA_COLORMAPS = {"std": "viridis"}
 #: Panel captions of known extra maps.
 EXTRA_TITLES = {"std": "std over the K posterior samples\n(compare with |error|)"}
+
+
+class Turns:
+    """Deferred napari work (a layer build, a fold that resizes the canvas, a selection that
+    switches the layer controls, a worker's start), one job per event-loop turn, each
+    ``LATER_MS`` after the previous one ran: Qt runs every timer that is due in one pass, so
+    jobs on timers of their own could land in the same stall and add up."""
+
+    def __init__(self):
+        self._jobs: list = []
+        self._timer = None
+
+    def add(self, job) -> None:
+        self._jobs.append(job)
+        if self._timer is None:
+            self._timer = QTimer()
+            self._timer.setSingleShot(True)
+            self._timer.timeout.connect(self._next)
+        if not self._timer.isActive():
+            self._timer.start(LATER_MS)
+
+    def _next(self) -> None:
+        if self._jobs:
+            job = self._jobs.pop(0)
+            try:
+                job()
+            finally:
+                if self._jobs:
+                    self._timer.start(LATER_MS)
+
+    def pending(self) -> bool:
+        return bool(self._jobs)
+
+
+#: The dock's one queue of deferred turns (main thread only).
+TURNS = Turns()
 
 
 def _alive(viewer, layer) -> bool:
@@ -97,6 +134,37 @@ def unselected_insert(viewer):
         yield
     finally:
         layers._activate_on_insert = before
+
+
+class SliderRows:
+    """Keeps the row of napari's sliders from shrinking while the dock is open: a slider that
+    vanishes (a single-stage result after a stage stack) or is rebuilt (napari recreates every
+    slider when the number of axes changes, all shown for a moment) resizes the canvas, and a
+    resized canvas repaints in full (30-60 ms). The strip keeps the height it had; it shrinks
+    only when fewer slider axes exist (``ndim - ndisplay``). Uses napari's ``QtDims`` (private:
+    without it nothing changes)."""
+
+    def __init__(self, viewer):
+        window = unwrapped(getattr(unwrapped(viewer), "window", None))
+        self._dims = getattr(getattr(window, "_qt_viewer", None), "dims", None)
+        self.px = 0
+        if self._dims is not None and hasattr(self._dims, "SLIDERHEIGHT") and hasattr(self._dims, "dims"):
+            self._dims.setMinimumHeight = self._set_minimum_height  # napari calls it from Python
+        else:
+            self._dims = None
+
+    def _set_minimum_height(self, h) -> None:
+        d = self._dims
+        room = max(0, d.dims.ndim - d.dims.ndisplay) * d.SLIDERHEIGHT
+        self.px = min(max(int(h), self.px), room)
+        QWidget.setMinimumHeight(d, self.px)
+
+    def release(self) -> None:
+        """napari's own sizing again (the dock closes)."""
+        if self._dims is not None:
+            del self._dims.setMinimumHeight
+            self._dims._update_display()
+            self._dims = None
 
 
 class Occluded:
@@ -305,7 +373,7 @@ class ResultView:
     def select_later(self) -> None:
         """Select the result in a later event-loop turn (the layer controls' page switch is a Qt
         layout pass of its own)."""
-        QTimer.singleShot(LATER_MS, self._select_result)
+        TURNS.add(self._select_result)
 
     def _sync_extra(self, key: str) -> None:
         layer, extra = self.extra_layers.get(key), self.extras.get(key)
@@ -400,7 +468,7 @@ class ResultView:
             build()
         if key not in self._due:
             self._due.add(key)
-            QTimer.singleShot(LATER_MS, run)
+            TURNS.add(run)
 
     def building(self) -> bool:
         """Whether layers are scheduled to be built (|error|, extra maps)."""
