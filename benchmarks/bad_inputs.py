@@ -62,7 +62,7 @@ def _weights_with_nan(path: Path) -> None:
     """The bundled GDUNet MRI tensors, every value NaN, and no card beside them."""
     from safetensors.numpy import load_file, save_file
 
-    src = ROOT / "src" / "napari_unrollrecon" / "weights" / "gdunet-mri-cpu.safetensors"
+    src = next((ROOT / "src" / "napari_unrollrecon" / "weights").glob("gdunet-mri-*.safetensors"))
     save_file({k: np.full(v.shape, np.nan, v.dtype) for k, v in load_file(str(src)).items()}, str(path))
 
 
