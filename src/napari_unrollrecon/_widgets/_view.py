@@ -4,6 +4,10 @@
   its |error| layer, and one hidden layer per extra map a method streams (CGPD-CSNet's
   correction e_ℓ, GDUNet's thresholds ε), each with the same stage axis. Both are created once and reused by later runs of that method:
   adding a layer costs a few hundred ms with software OpenGL, updating one a few ms.
+* :class:`Turns` - deferred napari work (layer builds, folds, selections, a worker's start), one
+  job per event-loop turn, so that no two land in the same stall.
+* :class:`SliderRows` - keeps napari's slider row from shrinking while the dock is open (a
+  shrinking row resizes and repaints the whole canvas).
 * :class:`Panels` - lays layers out side by side (``layer.translate``) with a label strip
   above each panel, written by one Points layer with text. Used by Compare and by the run's
   side-by-side view (reference | stages | |error|).
@@ -24,7 +28,7 @@ from napari_unrollrecon._widgets import _controller as C
 
 LABELS_NAME = "panel labels"
 ERROR_CONTRAST = 0.2  # |error| layers show 0 .. 20% of the reference range
-LATER_MS = 40  # a new hidden layer (|error|, an extra map) is built this long after the turn that asked
+LATER_MS = 40  # deferred turns (Turns: |error| and extra-map builds, folds, selections) run this far apart
 LABEL_PX = 52.0  # height of a panel's label strip on screen (two lines of 10 pt text)
 LINE_PX = 23.0  # one more line of label text
 #: Extra maps with a colour map of their own (the posterior std must not look like an |error|).
@@ -163,7 +167,9 @@ class SliderRows:
         """napari's own sizing again (the dock closes)."""
         if self._dims is not None:
             del self._dims.setMinimumHeight
-            self._dims._update_display()
+            update = getattr(self._dims, "_update_display", None)  # napari recomputes its height
+            if update is not None:
+                update()
             self._dims = None
 
 
