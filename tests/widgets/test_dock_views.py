@@ -336,15 +336,16 @@ def test_a_methods_first_run_starts_its_worker_after_the_new_layer_is_built(dock
 
 
 def test_the_slider_row_keeps_its_height_when_the_stage_slider_goes(dock, qtbot, phantom):
-    """A single-stage result after a stage stack leaves the slider's row empty instead of
-    resizing the canvas (a full repaint); the row goes when no slider axis is left, and napari's
-    own sizing is back when the dock lets go."""
+    """The slider's row is there from the dock's opening and stays when a single-stage result
+    follows a stage stack, instead of resizing the canvas (a full repaint) each time the stage
+    slider comes or goes; napari's own sizing is back when the dock lets go."""
     viewer, widget = dock
     qt_dims = viewer.window._qt_viewer.dims
     viewer.add_image(phantom, name="phantom")
-    _run(qtbot, widget, "dummy-stages", steps=5)
     row = qt_dims.minimumHeight()
-    assert row == qt_dims.SLIDERHEIGHT
+    assert row == qt_dims.SLIDERHEIGHT  # reserved before any stack (napari: 0 for a 2D image)
+    _run(qtbot, widget, "dummy-stages", steps=5)
+    assert qt_dims.minimumHeight() == row
     _run(qtbot, widget, "zero-filled")
     assert _stage_frames(viewer, widget) == 1  # no stage slider: nothing to scrub
     assert qt_dims.minimumHeight() == row

@@ -141,12 +141,13 @@ def unselected_insert(viewer):
 
 
 class SliderRows:
-    """Keeps the row of napari's sliders from shrinking while the dock is open: a slider that
-    vanishes (a single-stage result after a stage stack) or is rebuilt (napari recreates every
-    slider when the number of axes changes, all shown for a moment) resizes the canvas, and a
-    resized canvas repaints in full (30-60 ms). The strip keeps the height it had; it shrinks
-    only when fewer slider axes exist (``ndim - ndisplay``). Uses napari's ``QtDims`` (private:
-    without it nothing changes)."""
+    """Keeps the row of napari's sliders from changing height while the dock is open: a slider
+    that appears (a run's first stage stack), vanishes (a single-stage result after a stack) or
+    is rebuilt (napari recreates every slider when the number of axes changes, all shown for a
+    moment) resizes the canvas, and a resized canvas repaints in full (30-60 ms). One row is
+    reserved from the start (empty until a stack arrives); more rows, once shown, stay until
+    fewer slider axes exist (``ndim - ndisplay``). Uses napari's ``QtDims`` (private: without it
+    nothing changes)."""
 
     def __init__(self, viewer):
         window = unwrapped(getattr(unwrapped(viewer), "window", None))
@@ -154,13 +155,15 @@ class SliderRows:
         self.px = 0
         if self._dims is not None and hasattr(self._dims, "SLIDERHEIGHT") and hasattr(self._dims, "dims"):
             self._dims.setMinimumHeight = self._set_minimum_height  # napari calls it from Python
+            self.reserve = self._dims.SLIDERHEIGHT
+            self._set_minimum_height(self._dims.minimumHeight())
         else:
             self._dims = None
 
     def _set_minimum_height(self, h) -> None:
         d = self._dims
-        room = max(0, d.dims.ndim - d.dims.ndisplay) * d.SLIDERHEIGHT
-        self.px = min(max(int(h), self.px), room)
+        room = max(self.reserve, max(0, d.dims.ndim - d.dims.ndisplay) * d.SLIDERHEIGHT)
+        self.px = min(max(int(h), self.px, self.reserve), room)
         QWidget.setMinimumHeight(d, self.px)
 
     def release(self) -> None:
