@@ -64,8 +64,8 @@ class RunMixin:
         self.active.swap = creates and not self.side_check.isChecked() and not self.panels.layers
         laid_out = False if self.active.swap else self._hide_our_layers(keep=view)
         view.begin(shape, reference, meta, start=start, hidden=self.active.swap)
-        if creates:  # the new layer's first draw (and the canvas resize when a stage slider
-            # appears) get turns of their own before the worker competes for the GIL
+        if creates:  # the new layer's first draw gets a turn of its own before the worker
+            # competes for the GIL
             V.TURNS.add(lambda w=self.worker: self._start_worker(w))
         view.on_new_extra = view.on_error_shown = self._arrange_run
         view.held = self.job.held
@@ -92,7 +92,7 @@ class RunMixin:
 
     def settled(self) -> bool:
         """No run going and no layer of the last one still to be built (tests, scripts)."""
-        return self.worker is None and not V.TURNS.pending() and not any(v.building() for v in self.views.values())
+        return self.worker is None and not V.TURNS.pending()  # layer builds are queued turns too
 
     def _running_ui(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

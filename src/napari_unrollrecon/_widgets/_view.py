@@ -251,7 +251,7 @@ class ResultView:
         self.on_new_extra = None  # called after an extra map's layer is created (the dock re-lays out panels)
         self.on_error_shown = None  # called after the user shows the |error| layer (the dock lays it out)
         self.held = contextlib.nullcontext  # the running worker's pause (the dock sets Job.held)
-        self._due: set[str] = set()  # layers scheduled to be built (extra-map keys, "|error|")
+        self._due: set[str] = set()  # layers scheduled to be built (extra-map keys, "|error|"): once each
 
     # ------------------------------------------------------------------ lifetime
     def usable_for(self, image_shape: tuple) -> bool:
@@ -478,10 +478,6 @@ class ResultView:
         if key not in self._due:
             self._due.add(key)
             TURNS.add(run)
-
-    def building(self) -> bool:
-        """Whether layers are scheduled to be built (|error|, extra maps)."""
-        return bool(self._due)
 
     def _error_shown(self, event=None) -> None:
         if self.err_layer is not None and self.err_layer.visible and self.err is not None and self.stack is not None:
