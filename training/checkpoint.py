@@ -6,6 +6,11 @@ the step, the optimiser's param_groups and scalar state, the run's method, model
 world size and best validation score. Random draws are seeded from (seed, rank, step)
 (:func:`training.dist.step_seed`), so the step *is* the RNG state: a resumed run continues
 exactly where the interrupted one would have gone.
+
+A checkpoint bigger than ``SHARD_BYTES`` is split, whole tensors at a time, into
+``step_00001000.safetensors`` and ``part_00001000_<k>.safetensors`` (k = 1, 2, …; listed under
+``shards`` in the JSON), so that every file of a run can be committed to a repository that refuses
+files over 5 MB and a large run still resumes in the next session.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import torch
 
 FORMAT = 1
+SHARD_BYTES = 4_000_000  # each file of a checkpoint stays under a 5 MB repository limit
 
 
 class CheckpointError(ValueError):
@@ -44,13 +50,39 @@ def save(folder: str | Path, step: int, model: torch.nn.Module, optimizer: torch
                 scalars.setdefault(str(pid), {})[key] = value
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     base = folder / f"step_{step:08d}"
-    doc = {"format": FORMAT, "step": step, "param_groups": opt["param_groups"], "optim_scalars": scalars, **meta}
+    groups = _shards(tensors, SHARD_BYTES)
+    names = [_part_name(step, k) for k in range(1, len(groups))]
+    doc = {"format": FORMAT, "step": step, "param_groups": opt["param_groups"], "optim_scalars": scalars,
+           "shards": names, **meta}
+    # the parts go first and the JSON last: a checkpoint counts as complete once its JSON exists
+    for name, group in zip(names, groups[1:]):
+        save_file(group, str(folder / (name + ".tmp")))
+        os.replace(folder / (name + ".tmp"), folder / name)
     tmp_t, tmp_j = base.with_suffix(".safetensors.tmp"), base.with_suffix(".json.tmp")
-    save_file(tensors, str(tmp_t))
+    save_file(groups[0], str(tmp_t))
     tmp_j.write_text(json.dumps(doc, indent=1, default=_jsonable))
     os.replace(tmp_t, base.with_suffix(".safetensors"))
     os.replace(tmp_j, base.with_suffix(".json"))
     return base.with_suffix(".safetensors")
+
+
+def _part_name(step: int, k: int) -> str:
+    return f"part_{step:08d}_{k}.safetensors"
+
+
+def _shards(tensors: dict, limit: int) -> list[dict]:
+    """Split ``tensors`` in order into groups of at most ``limit`` bytes; a tensor bigger than the
+    limit gets a group of its own (it cannot be split without changing its key)."""
+    groups: list[dict] = [{}]
+    size = 0
+    for k, v in tensors.items():
+        nbytes = v.numel() * v.element_size()
+        if groups[-1] and size + nbytes > limit:
+            groups.append({})
+            size = 0
+        groups[-1][k] = v
+        size += nbytes
+    return groups
 
 
 def _jsonable(o):
@@ -71,8 +103,10 @@ def prune(folder: str | Path, keep: int) -> None:
     """Delete all but the ``keep`` newest checkpoints."""
     done = sorted(Path(folder).glob("step_*.safetensors"), key=lambda p: p.stem)
     for p in done[:-keep] if keep > 0 else []:
+        p.with_suffix(".json").unlink(missing_ok=True)  # first, so a half-deleted one is not 'latest'
         p.unlink(missing_ok=True)
-        p.with_suffix(".json").unlink(missing_ok=True)
+        for part in p.parent.glob(f"part_{p.stem[5:]}_*.safetensors"):
+            part.unlink(missing_ok=True)
 
 
 def read_meta(path: str | Path) -> dict:
@@ -93,14 +127,8 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
          ema: torch.nn.Module | None = None) -> dict:
     """Restore model (optimiser, EMA) state in place; returns the JSON document. A checkpoint
     without EMA tensors starts the EMA from the model's weights."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     doc = read_meta(path)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e})") from None
+    tensors = read_tensors(path, doc)
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
     try:
         model.load_state_dict(state)
@@ -113,6 +141,25 @@ def load(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
         ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
         ema.load_state_dict(ema_state or state)
     return doc
+
+
+def read_tensors(path: str | Path, doc: dict | None = None) -> dict:
+    """Every tensor of the checkpoint at ``path``, its parts included (on the CPU)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    doc = read_meta(path) if doc is None else doc
+    tensors = {}
+    for file in [path] + [path.parent / name for name in doc.get("shards", [])]:
+        if not file.exists():
+            raise CheckpointError(f"checkpoint {path.name} is missing its part {file.name}: copy it beside "
+                                  f"{path.name} or resume from an older checkpoint")
+        try:
+            tensors.update(load_file(str(file), device="cpu"))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"checkpoint {file} is corrupt or truncated ({e})") from None
+    return tensors
 
 
 def _optim_state(tensors: dict, doc: dict) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import json
 import platform
 import subprocess
 import sys
@@ -196,7 +197,9 @@ class _Run:
         fresh optimiser and step count). The architecture must match the config's."""
         from napari_unrollrecon.methods.learned import load_state
 
-        state = load_state(self.t["init"])
+        init = Path(self.t["init"])
+        # a (possibly split) checkpoint has its JSON beside it; a weights file has a card or nothing
+        state = ckpt.read_tensors(init) if _is_checkpoint(init) else load_state(init)
         if any(k.startswith("model/") for k in state):
             state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
         try:
@@ -388,3 +391,13 @@ class _CsvLog:
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _is_checkpoint(path: Path) -> bool:
+    meta = path.with_suffix(".json")
+    if not (path.name.startswith("step_") and meta.exists()):
+        return False
+    try:
+        return "param_groups" in json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False

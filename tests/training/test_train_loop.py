@@ -126,6 +126,39 @@ def test_checkpoint_round_trip_restores_model_and_optimiser(tmp_path):
         ckpt.load(path, twin, twin_opt)
 
 
+def test_a_checkpoint_over_the_file_limit_is_split_into_parts_that_restore_it(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = dummy_method.build_model({"channels": 8})
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt.zero_grad()
+    model(torch.randn(2, 8, 8, dtype=torch.complex64)).abs().mean().backward()
+    opt.step()
+    biggest = max(v.numel() * v.element_size() for v in model.state_dict().values())
+    monkeypatch.setattr(ckpt, "SHARD_BYTES", biggest)  # the largest tensor fills a file
+    for step in (1, 2):
+        path = ckpt.save(tmp_path, step, model, opt, {"method": "tiny-cnn"}, ema=model)
+    doc = ckpt.read_meta(path)
+    parts = [tmp_path / name for name in doc["shards"]]
+    assert len(parts) >= 2 and all(f.exists() for f in parts)
+    for f in [path, *parts]:  # every file within the limit or a single tensor
+        from safetensors import safe_open
+        with safe_open(str(f), "pt") as h:
+            keys = list(h.keys())
+        assert len(keys) == 1 or f.stat().st_size <= biggest + 4096
+    twin = dummy_method.build_model({"channels": 8})
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=1.0)
+    ckpt.load(path, twin, twin_opt)
+    assert state_digest(twin) == state_digest(model)
+    assert torch.equal(twin_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert ckpt.latest(tmp_path) == path  # parts are never taken for checkpoints
+    ckpt.prune(tmp_path, keep=1)
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted([path.name, path.with_suffix(".json").name]
+                                                               + doc["shards"])
+    parts[-1].unlink()
+    with pytest.raises(ckpt.CheckpointError, match="missing its part"):
+        ckpt.load(path, twin, twin_opt)
+
+
 def test_learning_rate_schedules():
     t = dict(C.TRAIN_DEFAULTS, lr=1.0, steps=100, warmup=10, schedule="cosine", min_lr_factor=0.1)
     assert lr_at(0, t) == pytest.approx(0.1) and lr_at(9, t) == pytest.approx(1.0)

@@ -38,3 +38,29 @@ def test_a_long_run_shows_the_docks_bar_and_no_napari_progress(dock, qtbot, phan
     assert len(progress._all_instances) == 0
     qtbot.waitUntil(widget.settled, timeout=20000)
     assert not widget.run_progress.active()
+
+
+def test_the_status_line_keeps_its_height_while_held_and_follows_its_text_after(qtbot):
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+    from napari_unrollrecon._widgets._progress import StatusLine
+
+    host = QWidget()
+    layout = QVBoxLayout(host)
+    status = StatusLine("one\ntwo\nthree")
+    layout.addWidget(status)
+    layout.addStretch(1)
+    qtbot.addWidget(host)
+    host.resize(300, 400)
+    host.show()
+    qtbot.waitUntil(lambda: status.height() > 0)
+    three = status.height()
+    status.hold(True)  # a run streams: a shorter status must not move what is below
+    status.setText("one")
+    qtbot.wait(50)
+    assert status.height() == three
+    status.setText("one\ntwo\nthree\nfour")  # a taller one still shows in full
+    qtbot.waitUntil(lambda: status.height() > three)
+    status.hold(False)
+    status.setText("one")
+    qtbot.waitUntil(lambda: status.height() < three)

@@ -30,7 +30,7 @@ from napari_unrollrecon._widgets._dock_export import ExportMixin
 from napari_unrollrecon._widgets._dock_inputs import InputsMixin
 from napari_unrollrecon._widgets._dock_run import RunMixin
 from napari_unrollrecon._widgets._pacer import DisplayPacer
-from napari_unrollrecon._widgets._progress import RunProgress
+from napari_unrollrecon._widgets._progress import RunProgress, StatusLine
 from napari_unrollrecon._widgets._roi import RoiTool
 
 
@@ -103,8 +103,7 @@ class ReconWidget(ExportMixin, InputsMixin, RunMixin, CompareMixin, QWidget):
         self.input_box = S.InputSection()
         self.sampling_box = S.SamplingSection(_mask_kinds())
         self.method_box = S.MethodSection()
-        self.status = QLabel("Pick a data layer (File > Open Sample > UnrollRecon), then press Run.")
-        self.status.setWordWrap(True)
+        self.status = StatusLine("Pick a data layer (File > Open Sample > UnrollRecon), then press Run.")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.tabs = S.ResultsTabs()
         self.run_progress = RunProgress()  # ours: napari's progress bar forces repaints (docs/gui.md)

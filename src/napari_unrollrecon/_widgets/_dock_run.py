@@ -98,6 +98,7 @@ class RunMixin:
         self.run_button.setEnabled(not running)
         self.compare_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
+        self.status.hold(running)  # a status of changing line count would re-lay out the dock per frame
         if running:
             self._pbar_timer.start(_PBAR_DELAY_MS)
         else:

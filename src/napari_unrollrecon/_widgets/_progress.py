@@ -11,7 +11,7 @@ re-lays out the dock.
 from __future__ import annotations
 
 from qtpy.QtGui import QColor, QPainter
-from qtpy.QtWidgets import QSizePolicy, QWidget
+from qtpy.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from napari_unrollrecon._widgets._plot import _COLOURS
 
@@ -68,3 +68,26 @@ class RunProgress(QWidget):
         p.fillRect(self.rect(), QColor(128, 128, 128, 60))
         p.fillRect(0, 0, int(self.width() * self.fraction), self.height(), QColor(_COLOURS[0]))
         p.end()
+
+
+class StatusLine(QLabel):
+    """The dock's status text. While ``hold`` is on (a run streams), its height only grows: a
+    status that changes its line count moves every widget below it (plot, tabs), and the moved
+    widgets repaint the whole dock — with the OpenGL canvas composed in, ~25 ms more per frame
+    under llvmpipe. Released, it takes the height of its text again."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+        self._held = 0  # the tallest height seen while held; 0 = not held
+
+    def hold(self, on: bool) -> None:
+        self._held = max(self.height(), 1) if on else 0
+        self.updateGeometry()
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt API
+        h = super().heightForWidth(width)
+        if self._held:
+            self._held = max(self._held, h)
+            return self._held
+        return h
