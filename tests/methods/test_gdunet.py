@@ -338,6 +338,25 @@ def test_clear_error_without_weights(mri, monkeypatch):
         collect(G.SPEC.start(mri[1]))
 
 
+def test_of_several_bundled_mri_models_the_one_trained_nearest_the_sampling_ratio_runs(tmp_path):
+    def model(name, **config):
+        path = tmp_path / f"{name}.safetensors"
+        path.with_suffix(".json").write_text(json.dumps({"method": "gdunet", "config": config}))
+        return path
+
+    general = model("general", modality="mri", ratios=[0.05, 0.1, 0.2, 0.3])
+    low = model("low", modality="mri", ratios=[0.05])
+    ct = model("ct", modality="ct")
+    found = [general, low, ct]
+    assert G._bundled_for("mri", 0.052)(found) == low  # a specialist before a generalist at one distance
+    assert G._bundled_for("mri", 0.1)(found) == general
+    assert G._bundled_for("mri", 0.3)(found) == general
+    assert G._bundled_for("mri", None)(found) == general  # no ratio: the default (first)
+    assert G._bundled_for("ct", None)(found) == ct
+    with pytest.raises(ValueError, match="no bundled weights for CT"):
+        G._bundled_for("ct", None)([general, low])
+
+
 # --------------------------------------------------------------------------- bundled weights
 @pytest.mark.data
 def test_bundled_mri_model_beats_zero_filled_on_siat_test_slices(data_root):

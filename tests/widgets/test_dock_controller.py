@@ -337,6 +337,11 @@ def test_bundled_text_names_the_model_of_each_mask_family(tmp_path):
     assert bundled_text(files) == "bundled, one per mask family: cartesian → m-cart, radial → m-radial"
     assert bundled_text(files[:1]) == "bundled m-cart.safetensors"
     assert bundled_text([]) == ""
+    by_ratio = []
+    for name, ratios in (("general", [0.05, 0.1, 0.2, 0.3]), ("low", [0.05])):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"method": "x", "config": {"ratios": ratios}}))
+        by_ratio.append(tmp_path / f"{name}.safetensors")
+    assert bundled_text(by_ratio) == "bundled, the one trained nearest the sampling ratio: 5–30 % → general, 5 % → low"
 
 
 def test_drive_materialises_shown_updates_in_the_worker(phantom):

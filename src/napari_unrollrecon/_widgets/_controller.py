@@ -486,12 +486,22 @@ def bundled_text(files: list) -> str:
     if not files:
         return ""
     try:
-        families = [read_card(p).get("config", {}).get("mask_family") for p in files]
+        configs = [read_card(p).get("config", {}) for p in files]
     except (WeightsError, OSError):  # a card that cannot be read: say the file, the run will say why
-        families = []
-    if len(files) > 1 and all(families) and len(set(families)) == len(files):
+        configs = []
+    families = [c.get("mask_family") for c in configs]
+    if len(files) > 1 and configs and all(families) and len(set(families)) == len(files):
         return "bundled, one per mask family: " + ", ".join(f"{f} → {p.stem}" for f, p in zip(families, files))
+    ratios = [tuple(c.get("ratios") or ()) for c in configs]
+    if len(files) > 1 and configs and all(ratios) and len(set(ratios)) == len(files):
+        return "bundled, the one trained nearest the sampling ratio: " + ", ".join(
+            f"{_ratio_span(r)} → {p.stem}" for r, p in zip(ratios, files))
     return f"bundled {files[0].name}"
+
+
+def _ratio_span(ratios) -> str:
+    lo, hi = 100 * min(ratios), 100 * max(ratios)
+    return f"{lo:g} %" if lo == hi else f"{lo:g}–{hi:g} %"
 
 
 def _weights_kind(spec, param=None) -> str:

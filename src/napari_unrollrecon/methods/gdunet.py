@@ -521,18 +521,35 @@ STORE = learned.ModelStore(NAME, build_model, GDUNet)
 
 
 # --------------------------------------------------------------------------- streamed run
-def _bundled_for(modality: str):
+def _bundled_for(modality: str, ratio: float | None = None):
+    """Chooser among the bundled models: those trained for ``modality``; of several, the one
+    trained nearest to the sampling ``ratio`` (the authors train one model per mask and ratio),
+    a specialist (fewer trained ratios) before a generalist at the same distance."""
     def choose(found):
-        for path in found:
-            if learned.read_card(path).get("config", {}).get("modality", "mri") == modality:
-                return path
-        raise ValueError(f"GDUNet has no bundled weights for {modality.upper()} data; give a weights file "
-                         f"trained for {modality.upper()} (python -m training train gdunet-{modality})")
+        fits = [p for p in found if learned.read_card(p).get("config", {}).get("modality", "mri") == modality]
+        if not fits:
+            raise ValueError(f"GDUNet has no bundled weights for {modality.upper()} data; give a weights file "
+                             f"trained for {modality.upper()} (python -m training train gdunet-{modality})")
+        return fits[0] if ratio is None else min(fits, key=lambda p: _ratio_fit(learned.read_card(p), ratio))
     return choose
 
 
+def _ratio_fit(card: dict, ratio: float) -> tuple[float, int]:
+    """(distance of ``ratio`` to the nearest trained ratio, number of trained ratios); a card
+    naming no ratios counts as trained for every ratio, last."""
+    ratios = card.get("config", {}).get("ratios") or []
+    if not ratios:
+        return 0.0, 1 << 30
+    return round(min(abs(float(r) - ratio) for r in ratios), 6), len(ratios)
+
+
+def _sampling_ratio(problem) -> float | None:
+    return float((problem.operator.mask != 0).float().mean()) if problem.modality == "mri" else None
+
+
 def _model_for(problem, params):
-    model, source, card = STORE.resolve_card(params["weights"], problem.device, choose=_bundled_for(problem.modality))
+    choose = _bundled_for(problem.modality, _sampling_ratio(problem))
+    model, source, card = STORE.resolve_card(params["weights"], problem.device, choose=choose)
     if model.modality != problem.modality:
         raise ValueError(f"the GDUNet weights {source} were trained for {model.modality.upper()}, but the data is "
                          f"{problem.modality.upper()}; pick {problem.modality.upper()} weights (or leave 'weights' "
