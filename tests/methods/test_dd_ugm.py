@@ -101,6 +101,17 @@ def test_batches_carry_a_smooth_synthetic_phase():
     torch.testing.assert_close(torch.complex(k[:, 0], k[:, 1]), b["target"])
 
 
+def test_a_sigma_focus_puts_its_share_of_the_noise_levels_in_its_band():
+    config = {"sigma_min": 0.01, "sigma_max": 4.0}
+    plain = M._draw_sigma(20000, config, torch.Generator().manual_seed(0))
+    focused = M._draw_sigma(20000, {**config, "sigma_focus": [0.005, 0.05, 0.5]}, torch.Generator().manual_seed(0))
+    assert plain.min() >= 0.01 and plain.max() <= 4.0
+    band = lambda s: float(((s >= 0.005) & (s <= 0.05)).float().mean())
+    assert 0.25 < band(plain) < 0.29  # log-uniform over [0.01, 4]: ln 5 / ln 400 = 27 % in [0.01, 0.05]
+    assert 0.61 < band(focused) < 0.66  # half drawn in the band, plus 27 % of the other half
+    assert focused.min() >= 0.005 and focused.max() <= 4.0
+
+
 def test_lplus_s_warm_start_streams_first(models, problem):
     p, _ = problem
     updates, result = _run(models, p, iterations=2, init="lplus-s", warm_iterations=3)
