@@ -3,6 +3,8 @@ stages, no re-run) and linked contrast across the Compare and side-by-side panel
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
@@ -67,8 +69,10 @@ def test_compare_at_equal_elapsed_time(dock, qtbot, phantom):
     viewer.add_image(phantom, name="phantom")
     _compare(qtbot, widget, ("dummy-stages",), steps=6, delay=0.15)
     run = widget.compare_at.runs["dummy-stages"]
-    t = run.snaps[2].elapsed + 0.01  # just after stage 3 arrived
+    # just after stage 3 arrived, on the time box's 0.1 s grid (stages arrive ≥ 0.15 s apart)
+    t = math.ceil(run.snaps[2].elapsed * 10 - 1e-9) / 10
     _show_at(widget, "time", t)
+    assert widget.compare_at.time_spin.value() == pytest.approx(t)
     snap = run.at("time", t)
     assert snap.stage == 3 and snap.elapsed <= t
     assert _row(widget, "Dummy stages")[3] == f"{snap.elapsed:.2f}"
