@@ -109,6 +109,17 @@ def prune(folder: str | Path, keep: int) -> None:
             part.unlink(missing_ok=True)
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint of this format (its JSON beside it), not a weights file."""
+    path = Path(path)
+    if not path.name.startswith("step_"):
+        return False
+    try:
+        return "param_groups" in read_meta(path)
+    except CheckpointError:
+        return False
+
+
 def read_meta(path: str | Path) -> dict:
     path = Path(path)
     meta_path = path.with_suffix(".json")

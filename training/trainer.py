@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import math
-import json
 import platform
 import subprocess
 import sys
@@ -199,7 +198,7 @@ class _Run:
 
         init = Path(self.t["init"])
         # a (possibly split) checkpoint has its JSON beside it; a weights file has a card or nothing
-        state = ckpt.read_tensors(init) if _is_checkpoint(init) else load_state(init)
+        state = ckpt.read_tensors(init) if ckpt.is_checkpoint(init) else load_state(init)
         if any(k.startswith("model/") for k in state):
             state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
         try:
@@ -391,13 +390,3 @@ class _CsvLog:
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def _is_checkpoint(path: Path) -> bool:
-    meta = path.with_suffix(".json")
-    if not (path.name.startswith("step_") and meta.exists()):
-        return False
-    try:
-        return "param_groups" in json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return False

@@ -490,10 +490,10 @@ def bundled_text(files: list) -> str:
     except (WeightsError, OSError):  # a card that cannot be read: say the file, the run will say why
         configs = []
     families = [c.get("mask_family") for c in configs]
-    if len(files) > 1 and configs and all(families) and len(set(families)) == len(files):
+    if len(files) > 1 and all(families) and len(set(families)) == len(files):
         return "bundled, one per mask family: " + ", ".join(f"{f} → {p.stem}" for f, p in zip(families, files))
     ratios = [tuple(c.get("ratios") or ()) for c in configs]
-    if len(files) > 1 and configs and all(ratios) and len(set(ratios)) == len(files):
+    if len(files) > 1 and all(ratios) and len(set(ratios)) == len(files):
         return "bundled, the one trained nearest the sampling ratio: " + ", ".join(
             f"{_ratio_span(r)} → {p.stem}" for r, p in zip(ratios, files))
     return f"bundled {files[0].name}"

@@ -526,11 +526,12 @@ def _bundled_for(modality: str, ratio: float | None = None):
     trained nearest to the sampling ``ratio`` (the authors train one model per mask and ratio),
     a specialist (fewer trained ratios) before a generalist at the same distance."""
     def choose(found):
-        fits = [p for p in found if learned.read_card(p).get("config", {}).get("modality", "mri") == modality]
+        cards = {p: learned.read_card(p) for p in found}
+        fits = [p for p in found if cards[p].get("config", {}).get("modality", "mri") == modality]
         if not fits:
             raise ValueError(f"GDUNet has no bundled weights for {modality.upper()} data; give a weights file "
                              f"trained for {modality.upper()} (python -m training train gdunet-{modality})")
-        return fits[0] if ratio is None else min(fits, key=lambda p: _ratio_fit(learned.read_card(p), ratio))
+        return fits[0] if ratio is None else min(fits, key=lambda p: _ratio_fit(cards[p], ratio))
     return choose
 
 
@@ -562,8 +563,8 @@ def _weaker_here(card, problem) -> str | None:
     op = problem.operator
     if problem.modality == "ct":
         return learned.weaker_note(card, "GDUNet", views=int(op.n_views))
-    mask = op.mask.detach().cpu().numpy()
-    return learned.weaker_note(card, "GDUNet", family=mask_family(mask), ratio=float((mask != 0).mean()))
+    return learned.weaker_note(card, "GDUNet", family=mask_family(op.mask.detach().cpu().numpy()),
+                               ratio=_sampling_ratio(problem))
 
 
 def _fingerprint(model, problem) -> tuple:
