@@ -43,6 +43,8 @@ TRAIN_DEFAULTS = {
     "ema": 0.0,               # exponential moving average of the weights (decay, e.g. 0.999; 0 = off):
                               #   validated, exported and resumed in place of the raw weights
     "init": "",               # start from these weights (a .safetensors model or checkpoint), not at random
+    "init_new": [],           # prefixes of modules the init file lacks (added to the architecture since,
+                              #   e.g. "threshold_net.condition"): they keep their own initialisation
     "val_every": 200,
     "ckpt_every": 500,
     "keep_ckpts": 3,          # newest checkpoints kept
@@ -174,6 +176,8 @@ def validate(cfg: dict, where: str = "config") -> dict:
     for k in ("steps", "batch", "val_every", "ckpt_every", "log_every"):
         if not isinstance(t[k], int) or t[k] < 1:
             raise ConfigError(f"{where}: train.{k} must be a positive integer, got {t[k]!r}")
+    if not isinstance(t["init_new"], list) or not all(isinstance(p, str) and p for p in t["init_new"]):
+        raise ConfigError(f"{where}: train.init_new must be a list of module-name prefixes, got {t['init_new']!r}")
     if t["lr"] <= 0:
         raise ConfigError(f"{where}: train.lr must be positive, got {t['lr']!r}")
     _choice(where, "train.optimizer", t["optimizer"], ("adam", "adamw", "sgd"))

@@ -193,7 +193,8 @@ class _Run:
 
     def _init_weights(self) -> None:
         """``train.init``: warm start from a weights file or a checkpoint (model tensors only; a
-        fresh optimiser and step count). The architecture must match the config's."""
+        fresh optimiser and step count). The architecture must match the config's, except for
+        modules ``train.init_new`` names (added since; they keep their own initialisation)."""
         from napari_unrollrecon.methods.learned import load_state
 
         init = Path(self.t["init"])
@@ -202,7 +203,11 @@ class _Run:
         if any(k.startswith("model/") for k in state):
             state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
         try:
-            self.model.load_state_dict(state)
+            missing, unexpected = unwrap(self.model).load_state_dict(state, strict=False)
+            new = tuple(self.t["init_new"])
+            missing = [k for k in missing if not k.startswith(new)]
+            if missing or unexpected:  # only what train.init_new names may be absent; nothing extra
+                raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
         except RuntimeError as e:
             raise ckpt.CheckpointError(f"train.init = {self.t['init']} does not fit this config's model: "
                                        f"{str(e).splitlines()[0]}") from None

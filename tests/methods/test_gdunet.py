@@ -251,6 +251,28 @@ def test_shapes_gradients_and_threshold_range(modality, cplx):
     assert float(eps.min()) >= G.EPS_RANGE[0] and float(eps.max()) <= G.EPS_RANGE[1]
 
 
+def test_a_ratio_conditioned_model_starts_as_its_unconditioned_source_and_then_depends_on_the_ratio():
+    plain = tiny_model("mri", complex=True)
+    conditioned = tiny_model("mri", complex=True, ratio_condition=True)
+    missing, unexpected = conditioned.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("threshold_net.condition.") for k in missing)
+    b = _batch(complex=True)
+    with torch.no_grad():
+        assert torch.allclose(conditioned(b["y"], G._data(b))[-1], plain(b["y"], G._data(b))[-1])
+    loss, _ = G.loss(conditioned, b)
+    loss.backward()  # the zero-initialised last layer gets a gradient: training moves it
+    assert float(conditioned.threshold_net.condition.mlp[-1].weight.grad.abs().sum()) > 0
+    with torch.no_grad():
+        conditioned.threshold_net.condition.mlp[-1].weight.normal_(std=0.5)
+        data, x0, _ = conditioned.initial(b["y"][:1], b["mask"][:1])
+        at = [conditioned.threshold_net(x0.abs().sum(1, keepdim=True).expand(-1, 25, -1, -1), x0, None,
+                                        torch.tensor([r]))
+              for r in (0.05, 0.3)]
+    assert not torch.allclose(at[0], at[1])
+    assert G.build_model(dict(conditioned.config)).threshold_net.condition is not None  # card config rebuilds it
+    assert tiny_model("ct", ratio_condition=True).threshold_net.condition is None  # MRI only
+
+
 def test_a_short_training_run_lowers_the_loss():
     for modality in ("mri", "ct"):
         model = tiny_model(modality, lam_init=G.CONFIGS["cpu"]["lam_init"])

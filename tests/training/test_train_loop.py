@@ -220,3 +220,27 @@ def test_init_warm_starts_from_weights_and_refuses_another_architecture(smoke):
     wider = _Run(smoke("d", f"train.init='{weights}'", "model.channels=12"), Dd.setup("cpu", 1), command="test")
     with pytest.raises(ckpt.CheckpointError, match="does not fit"):
         wider._resume(None)
+
+
+def test_init_accepts_only_the_modules_init_new_names_as_missing(smoke, tmp_path):
+    from safetensors.torch import save_file
+
+    from training import dist as Dd
+    from training.trainer import _Run
+
+    state = learned.load_state(train(smoke("a"), quiet=True, command="test")["weights"])
+    dropped = sorted(state)[-1]  # a module "added since" the file was written
+    older = tmp_path / "older.safetensors"
+    save_file({k: v for k, v in state.items() if k != dropped}, str(older))
+    strict = _Run(smoke("b", f"train.init='{older}'"), Dd.setup("cpu", 1), command="test")
+    with pytest.raises(ckpt.CheckpointError, match="does not fit"):
+        strict._resume(None)
+    prefix = dropped.rsplit(".", 1)[0]
+    run = _Run(smoke("c", f"train.init='{older}'", f"train.init_new=['{prefix}']"), Dd.setup("cpu", 1),
+               command="test")
+    run._resume(None)
+    for name, tensor in state.items():
+        if name != dropped:
+            assert torch.equal(run.model.state_dict()[name], tensor), name
+    with pytest.raises(C.ConfigError, match="init_new"):
+        smoke("d", "train.init_new='threshold_net'")

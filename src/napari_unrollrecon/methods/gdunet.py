@@ -85,6 +85,7 @@ def _arch(config: dict) -> dict:
         "lam_init": float(config.get("lam_init", 0.5)),
         "threshold_lowpass": bool(config.get("threshold_lowpass", True)),
         "ct_step": str(config.get("ct_step", "adjoint")),
+        "ratio_condition": bool(config.get("ratio_condition", False)) and modality == "mri",
     }
     if arch["padding"] not in ("reflect", "circular"):
         raise ValueError(f"GDUNet frame padding must be 'reflect' or 'circular', got {arch['padding']!r}")
@@ -281,7 +282,7 @@ class ThresholdNet(nn.Module):
     """ε = clamp(fusion([local(|Wx|), non-local(x, x_prev)]), 1e-5, 10), per frame channel and pixel."""
 
     def __init__(self, n_filters: int, channels: int, width: int, embed: int, blocks: int, res_blocks: int,
-                 fusion_kernel: int):
+                 fusion_kernel: int, ratio_condition: bool = False):
         super().__init__()
         self.embed = embed
         # the paper's blocks work on all K coefficients; a narrower width enters through a 1×1 projection
@@ -294,10 +295,12 @@ class ThresholdNet(nn.Module):
         self.fusion = nn.Conv2d(width + embed, n_filters, fusion_kernel, padding=fusion_kernel // 2)
         nn.init.normal_(self.fusion.weight, std=1e-3)  # start near a uniform, small threshold
         nn.init.constant_(self.fusion.bias, 0.01)
+        self.condition = ConditionModule(width + embed) if ratio_condition else None
 
-    def forward(self, magnitudes, x, previous):
+    def forward(self, magnitudes, x, previous, ratio=None):
         """``magnitudes`` |Wx| (B, K, H, W); ``x``, ``previous`` images (B, c, H, W) or previous None
-        (stage 1: only the local branch, the non-local features are zero)."""
+        (stage 1: only the local branch, the non-local features are zero); ``ratio`` (B,) the
+        sampling ratio, used by a ratio-conditioned network only."""
         local = self.local(self.local_in(magnitudes))
         if previous is None:
             nonlocal_ = local.new_zeros(local.shape[0], self.embed, *local.shape[-2:])
@@ -305,7 +308,32 @@ class ThresholdNet(nn.Module):
             nonlocal_, context = self.embed_current(x), self.embed_previous(previous)
             for block in self.blocks:
                 nonlocal_ = block(nonlocal_, context)
-        return self.fusion(self.excitation(torch.cat((local, nonlocal_), dim=1))).clamp(*EPS_RANGE)
+        features = torch.cat((local, nonlocal_), dim=1)
+        if self.condition is not None:
+            if ratio is None:
+                raise ValueError("this GDUNet model is conditioned on the sampling ratio; pass the ratio")
+            features = self.condition(features, ratio)
+        return self.fusion(self.excitation(features)).clamp(*EPS_RANGE)
+
+
+class ConditionModule(nn.Module):
+    """Feature-wise modulation by the sampling ratio r: f ← f·(1 + γ(log r)) + β(log r).
+
+    The authors train one GDUNet per mask and ratio; one model for 5-30 % shares every weight
+    across ratios. This small MLP lets the threshold features depend on r (as FiLM, Perez et al.
+    2018). Its last layer starts at zero, so a conditioned model starts as the model it is
+    fine-tuned from."""
+
+    def __init__(self, channels: int, hidden: int = 32):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.SiLU(), nn.Linear(hidden, 2 * channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, features, ratio):
+        r = torch.as_tensor(ratio, dtype=features.dtype, device=features.device).reshape(-1, 1)
+        gamma, beta = self.mlp(r.clamp_min(1e-3).log()).expand(features.shape[0], -1).chunk(2, dim=1)
+        return features * (1 + gamma[..., None, None]) + beta[..., None, None]
 
 
 # --------------------------------------------------------------------------- the network
@@ -325,14 +353,14 @@ class GDUNet(nn.Module):
     def __init__(self, modality: str = "mri", stages: int = 7, frame_size: int = 11, padding: str = "reflect",
                  width: int = 121, embed: int = 31, blocks: int = 3, res_blocks: int = 2, fusion_kernel: int = 3,
                  complex: bool = False, inner_steps: int = 3, lam_init: float = 0.5,
-                 threshold_lowpass: bool = True, ct_step: str = "adjoint"):
+                 threshold_lowpass: bool = True, ct_step: str = "adjoint", ratio_condition: bool = False):
         super().__init__()
         self.config = _arch(dict(locals()))
         self.modality, self.n_stages, self.inner_steps, self.ct_step = modality, stages, inner_steps, ct_step
         self.channels = 2 if complex else 1
         self.frame = TightFrame(frame_size, padding)
         self.threshold_net = ThresholdNet(self.frame.n_filters, self.channels, width, embed, blocks, res_blocks,
-                                          fusion_kernel)
+                                          fusion_kernel, ratio_condition)
         self.lam = nn.Parameter(torch.tensor(float(lam_init)))
         # threshold_lowpass=False leaves the constant atom (the local mean) unshrunk, as frame-based
         # regularisation usually does (Cai, Osher & Shen); the paper thresholds every channel.
@@ -347,11 +375,11 @@ class GDUNet(nn.Module):
         self.eta2 = nn.Parameter(torch.full((n_eta,), _inverse_softplus(0.05)))
 
     # ------------------------------------------------------------------ pieces
-    def thresholds(self, x, previous):
+    def thresholds(self, x, previous, ratio=None):
         """ε (B, K, H, W) for the current image and the previous stage's (None at stage 1)."""
         coeffs = self.frame.analysis(x)
         magnitude = coeffs.pow(2).sum(dim=1).add(1e-12).sqrt()  # finite gradient where Wx = 0 (air in CT)
-        return self.threshold_net(magnitude, x, previous), coeffs
+        return self.threshold_net(magnitude, x, previous, ratio), coeffs
 
     def gradient_step(self, x, eps, coeffs=None, tau_lam=None):
         """x̂ = x − τλ·G(x) = (1 − τλ)x + τλ·Wᵀ soft(Wx, ε)."""
@@ -382,7 +410,7 @@ class GDUNet(nn.Module):
 
     def stage(self, x, previous, data, stage: int, eps_scale=1.0, tau_lam=None):
         """One stage: thresholds, gradient step, consistency. Returns (x_next, x̂, ε)."""
-        eps, coeffs = self.thresholds(x, previous)
+        eps, coeffs = self.thresholds(x, previous, self.sampling_ratio(data))
         eps = eps * self.threshold_gate * eps_scale
         xhat = self.gradient_step(x, eps, coeffs, tau_lam)
         if self.modality == "mri":
@@ -392,6 +420,13 @@ class GDUNet(nn.Module):
             y, op = data
             x_next = self.ct_consistency(xhat, y, op, stage)
         return x_next, xhat, eps
+
+    def sampling_ratio(self, data):
+        """(B,) or scalar fraction of measured k-space points, for a ratio-conditioned MRI model."""
+        if self.threshold_net.condition is None:
+            return None
+        mask = data[1].mask
+        return (mask != 0).float().mean(dim=(-2, -1))
 
     def initial(self, y, data_op):
         """(normalised data, x⁰ (B, c, H, W) normalised, per-sample scale (B,))."""
