@@ -204,13 +204,13 @@ class _Run:
             state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
         try:
             missing, unexpected = unwrap(self.model).load_state_dict(state, strict=False)
-            new = tuple(self.t["init_new"])
-            missing = [k for k in missing if not k.startswith(new)]
-            if missing or unexpected:  # only what train.init_new names may be absent; nothing extra
-                raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-        except RuntimeError as e:
+        except RuntimeError as e:  # a tensor of another shape
             raise ckpt.CheckpointError(f"train.init = {self.t['init']} does not fit this config's model: "
                                        f"{str(e).splitlines()[0]}") from None
+        missing = [k for k in missing if not k.startswith(tuple(self.t["init_new"]))]
+        if missing or unexpected:  # only what train.init_new names may be absent; nothing extra
+            raise ckpt.CheckpointError(f"train.init = {self.t['init']} does not fit this config's model: "
+                                       f"missing {missing[:3]}, unexpected {unexpected[:3]}")
         if self.ema is not None:
             self.ema.load_state_dict(unwrap(self.model).state_dict())
         if self.ctx.main:
