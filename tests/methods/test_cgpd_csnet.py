@@ -292,7 +292,7 @@ def test_the_bundled_models_cover_the_papers_mask_families(data_root):
         _, source, note = C.pick_model(problem, "")
         picked[family] = source
         assert note is None or "no bundled CGPD-CSNet model" not in note, note
-    assert picked == {"cartesian": "cgpd-csnet-cpu13-cart256c.safetensors",
+    assert picked == {"cartesian": "cgpd-csnet-cpu13-p20-cart256.safetensors",
                       "radial": "cgpd-csnet-cpu13-radial256.safetensors",
                       "random2d": "cgpd-csnet-cpu13-random256.safetensors"}
 
