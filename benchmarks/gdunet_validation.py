@@ -1,6 +1,7 @@
 """GDUNet MRI per-ratio validation: final-stage PSNR of one or more weights files, and of the mean
-of their images (an ensemble), on the validation slices only (SIAT500 block 481-500: 20 complex
-slices, generated Cartesian masks with seeds 0 and 1, peak-normalised, ``gdunet`` convention).
+of their images (an ensemble), on the validation slices only - the ``data.val`` sources of
+training/configs/gdunet-mri.toml, read by the training data loader (SIAT500 block 481-500: 20
+complex slices, peak-normalised), generated Cartesian masks with seeds 0 and 1, ``gdunet`` convention.
 Used for the issue-15 decisions in docs/methods/gdunet.md; never on test31 or brain-50.
 
     .venv/bin/python benchmarks/gdunet_validation.py 0.05,0.1 A.safetensors B.safetensors [...]
@@ -9,11 +10,9 @@ Used for the issue-15 decisions in docs/methods/gdunet.md; never on test31 or br
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
@@ -21,15 +20,15 @@ from napari_unrollrecon.engine import problems, registry, stream
 from napari_unrollrecon.engine.metrics import evaluate
 from napari_unrollrecon.engine.pipeline import MaskSettings
 
-ROOT = Path(os.environ.get("UNROLLRECON_DATA", Path(__file__).parents[1] / "../shared/datasets"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's training package
+from training import config, data  # noqa: E402
 
 
 def validation_slices() -> list[np.ndarray]:
-    with h5py.File(ROOT / "SIAT500" / "siat500.h5") as f:
-        index = np.asarray(f["source_index"])
-        rows = [f["image_ri"][i] for i in np.where((index >= 481) & (index <= 500))[0]]
-    images = [r[0] + 1j * r[1] for r in rows]
-    return [x / np.abs(x).max() for x in images]
+    """All validation images of the config (not cut to its val_limit), with its root ($UNROLLRECON_DATA)."""
+    cfg = config.load("gdunet-mri", "cpu-w32-tight2")["data"]
+    root = data.data_root(cfg["root"])
+    return [x for src in cfg["val"] for x in data.load_source(src, root, "complex", cfg).images]
 
 
 def main(ratios: list[float], weights: list[str]) -> None:
