@@ -3,7 +3,7 @@ model's PSNR/SSIM and the best classical row of the *same* run, so the method ca
 where the model is below a classical method (``methods.learned.weaker_note``; dock and CLI notes).
 
     .venv/bin/python benchmarks/card_evaluation.py benchmarks/results/brain50_gdunet_cartesian.csv \
-        src/napari_unrollrecon/weights/gdunet-mri-cpu-w32-tight2.json --model gdunet \
+        src/napari_unrollrecon/weights/gdunet-mri-cpu-w32-s10.json --model gdunet \
         --data "brain-50 (ISTA-Net test images)" --family cartesian
 
 An entry with the same table is replaced; the card's other keys (and the weights' sha256) are kept.
