@@ -66,10 +66,10 @@ class _FirstStage:
             self._data()
 
     def _data(self, event=None):
+        if self.t is not None:
+            return  # only the first stage is timed: no scan of the stack on later data events
         layer = getattr(event, "source", None)
-        if layer is not None and not np.any(np.asarray(layer.data)):
-            return  # blank placeholder frames are not a stage
-        if self.t is None:
+        if layer is None or np.any(np.asarray(layer.data)):  # blank placeholder frames are not a stage
             self.t = time.perf_counter()
 
 
