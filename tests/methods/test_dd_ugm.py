@@ -55,10 +55,11 @@ def test_same_seed_replays_and_other_seed_differs(models, problem):
 
 def test_live_fusion_and_branch_layers(models, problem):
     p, _ = problem
-    updates, _ = _run(models, p, {1: {"fusion": 0.0}}, iterations=3, branches=True, lowrank=True)
+    updates, _ = _run(models, p, {1: {"fusion": 0.0}}, iterations=3, branches=True, lowrank=True,
+                      tv=0.0)
     assert {"k-space branch", "image branch", "low rank"} <= set(updates[-1].extras)
     assert updates[-1].params["fusion"] == 0.0
-    # fusion 0 after the change: the estimate is the image branch after consistency
+    # fusion 0 after the change (and no TV step): the estimate is the image branch after consistency
     np.testing.assert_allclose(updates[-1].image, updates[-1].extras["image branch"], atol=1e-5)
 
 
@@ -124,7 +125,7 @@ def test_without_networks_the_sampler_is_low_rank_projections_onto_the_data(mode
     from napari_unrollrecon.methods.dd_ugm import low_rank
 
     p, _ = problem
-    updates, result = _run(models, p, iterations=3, init="zero-filled", networks=False, rank=30)
+    updates, result = _run(models, p, iterations=3, init="zero-filled", networks=False, rank=30, tv=0.0)
     assert result.meta["network_evaluations"] == 0
     x = p.operator.initial_estimate(p.y).to(torch.complex64)
     peak = p.scale
@@ -133,6 +134,25 @@ def test_without_networks_the_sampler_is_low_rank_projections_onto_the_data(mode
         x = p.operator.data_consistency(low_rank(x, 4, 30), p.y / peak)
     np.testing.assert_allclose(result.complex_image[0] if result.complex_image.ndim == 4 else result.complex_image,
                                (x * peak).numpy(), atol=1e-4)
+
+
+def test_the_tv_step_follows_each_low_rank_step_and_keeps_its_dual(models, problem):
+    from napari_unrollrecon.methods.dd_ugm import SCHEDULES, TV_ITERATIONS, low_rank
+    from napari_unrollrecon.priors.tv import tv_prox
+
+    p, _ = problem
+    _, result = _run(models, p, iterations=3, init="zero-filled", networks=False, rank=30, tv=0.01)
+    assert result.meta["schedule"]["tv"] == 0.01
+    dc = lambda v: p.operator.data_consistency(v, p.y / p.scale)
+    x, state = p.operator.initial_estimate(p.y).to(torch.complex64) / p.scale, {}
+    for _ in range(3):  # by hand: project, restore the data, TV prox (dual kept), restore the data
+        x = dc(low_rank(x, 4, 30))
+        x = dc(tv_prox(x[None], 0.01, iterations=TV_ITERATIONS, state=state)[0])
+    np.testing.assert_allclose(result.complex_image, (x * p.scale).numpy(), atol=1e-4)
+    _, plain = _run(models, p, iterations=3, init="zero-filled", networks=False, rank=30, tv=0.0)
+    assert np.abs(plain.complex_image - result.complex_image).max() > 1e-3  # the step does something
+    assert _run(models, p, iterations=1, init="zero-filled", networks=False)[1].meta["schedule"]["tv"] == \
+        SCHEDULES["fast"]["tv"]
 
 
 def test_rank_zero_follows_the_mask_family(models):

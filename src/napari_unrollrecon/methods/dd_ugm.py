@@ -16,14 +16,16 @@ Paper → code, per iteration i over the σ ladder σ_1 > … > σ_N (models: dd
     image branch        the same predictor / corrector with the image model, from the same start
     fusion              x = f·x_k + (1 − f)·x_image, f = 0.75; data consistency; both branches
                         restart from x
+    TV step (ours)      x = prox_λTV(x) over space and frames, then data consistency — not in
+                        the paper; the fast schedule's λ 0.001, the paper schedule's 0       tv_step
 
 Schedules: ``paper`` (1000 iterations from σ_max, random start, C = 3) and ``fast`` (our default,
-chosen on a training-side validation series, docs/methods/dd-ugm.md): a warm start from the L+S
-reconstruction (its 30 iterations stream first), then 40 iterations from σ 0.015 with a gentle
-corrector (SNR 0.0075). The Hankel rank follows the mask family (:data:`AUTO_RANK`). Frames are
-independent samples for the networks (both were trained on single frames); only the low-rank
-step couples them. ``networks=False`` keeps the low-rank step and data consistency alone: the
-ablation that shows what the score models add.
+chosen on validation-side series, docs/methods/dd-ugm.md): a warm start from the L+S
+reconstruction (its 50 iterations stream first), then 40 iterations from σ 0.015 with a gentle
+corrector (SNR 0.0075) and the TV step. The Hankel rank follows the mask family
+(:data:`AUTO_RANK`). Frames are independent samples for the networks (both were trained on single
+frames); only the low-rank and TV steps couple them. ``networks=False`` keeps the low-rank and TV
+steps and data consistency alone: the ablation that shows what the score models add.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from napari_unrollrecon.physics.fft import fft2c, ifft2c
 from napari_unrollrecon.physics.masks import is_line_mask
 from napari_unrollrecon.priors.channels import as_complex, to_channels
 from napari_unrollrecon.priors.lowrank import hankel_project
+from napari_unrollrecon.priors.tv import tv_prox
 from napari_unrollrecon.samplers import steps as S
 from napari_unrollrecon.samplers.sde import VESDE, noise
 
@@ -53,13 +56,16 @@ NAME = "dd-ugm"
 TRAININGS = M.TRAININGS  # `python -m training train dd-ugm-k | dd-ugm-x`
 
 SCHEDULES = {
-    "paper": {"iterations": 1000, "chains": 3, "sigma_start": 0.0, "snr": 0.075, "init": "random"},
-    # chosen on the validation series (heart p32 z4, R10 + ACS20 and radial 15 %;
-    # docs/methods/dd-ugm.md): 30 L+S iterations (they stream first), no fresh noise on them,
-    # 40 predictor-corrector iterations from σ 0.015 with a 10× smaller corrector SNR
+    "paper": {"iterations": 1000, "chains": 3, "sigma_start": 0.0, "snr": 0.075, "init": "random", "tv": 0.0},
+    # chosen on validation-side series (heart p32 z4 at 192² with R10 + ACS20 and radial 15 %, and
+    # at 110² × 10 frames with a synthetic phase; docs/methods/dd-ugm.md): 50 L+S iterations (they
+    # stream first), no fresh noise on them, 40 predictor-corrector iterations from σ 0.015 with a
+    # 10× smaller corrector SNR, each followed by a spatio-temporal TV step of λ 0.001
     "fast": {"iterations": 40, "chains": 1, "sigma_start": 0.015, "snr": 0.0075, "init": "lplus-s",
-             "renoise": False, "warm_iterations": 30},
+             "renoise": False, "warm_iterations": 50, "tv": 0.001},
 }
+#: inner primal-dual iterations of the TV step per sampler iteration (its dual is kept between them)
+TV_ITERATIONS = 20
 #: Hankel rank when the ``rank`` parameter is 0: the paper's ⌊1.5·36⌋ for Cartesian line masks,
 #: more for radial / random masks, whose series drift away from the truth under rank 54
 #: (validation series: radial 15 % falls from 34.6 to 33.0 dB in 30 low-rank steps at rank 54,
@@ -127,6 +133,16 @@ def low_rank(x, frames: int, rank: int, window: int = 6):
     return ifft2c(out.view(x.shape))
 
 
+def tv_step(x, frames: int, sch, dc, state):
+    """Our addition to the paper: the proximal step of spatio-temporal TV (weight λ = ``tv``
+    on the peak-1 scale) on each sample's series, then data consistency; λ = 0 skips it."""
+    lam = float(sch.get("tv", 0.0))
+    if lam <= 0:
+        return x
+    z = x.view(-1, frames, *x.shape[-2:])
+    return dc(tv_prox(z, lam, iterations=TV_ITERATIONS, state=state).view(x.shape))
+
+
 def ladder(model, sch) -> list[tuple[float, float]]:
     top = float(sch["sigma_start"]) or model.sigma_max
     n = int(sch["iterations"])
@@ -148,12 +164,14 @@ def sample(models, zf, frames, dc, schedule, gen, live=None):
     else:
         # noise of σ on each real channel, as in training (x̃ = x + σz on (Re, Im))
         x = dc(zf + steps[0][0] * torch.complex(*noise((2, *zf.shape), gen, zf.real)))
+    tv_state = {}  # the TV step's dual, kept across iterations
     for i, (sigma, sigma_next) in enumerate(steps):
         sch = live() if live else schedule
         last = i == len(steps) - 1
-        if not sch.get("networks", True):  # ablation: the low-rank step alone
-            x = dc(low_rank(x, frames, int(sch["rank"]))) if sch["lowrank"] else x
-            yield i, x, {"low rank": x}, sigma
+        if not sch.get("networks", True):  # ablation: the low-rank (and TV) steps alone
+            lr = x = dc(low_rank(x, frames, int(sch["rank"]))) if sch["lowrank"] else x
+            x = tv_step(x, frames, sch, dc, tv_state)
+            yield i, x, {"low rank": lr}, sigma
             continue
         xk = branch(x, domains[0], scores[0], sigma, sigma_next, gen, sch, dc, last)
         lr = None
@@ -161,7 +179,7 @@ def sample(models, zf, frames, dc, schedule, gen, live=None):
             lr = xk = dc(low_rank(xk, frames, int(sch["rank"])))
         xi = branch(x, domains[1], scores[1], sigma, sigma_next, gen, sch, dc, last)
         f = float(sch["fusion"])
-        x = dc(f * xk + (1 - f) * xi)
+        x = tv_step(dc(f * xk + (1 - f) * xi), frames, sch, dc, tv_state)
         yield i, x, {"k-space branch": xk, "image branch": xi, "low rank": lr}, sigma
 
 
@@ -175,6 +193,8 @@ def schedule_from(params) -> dict:
     sch["snr"] = sch["snr"] * float(params["snr_scale"])
     if params["init"] != "schedule":
         sch["init"] = params["init"]
+    if params["tv"] >= 0:
+        sch["tv"] = float(params["tv"])
     sch.update(fusion=float(params["fusion"]), lowrank=bool(params["lowrank"]), rank=int(params["rank"]),
                networks=bool(params["networks"]))
     return sch
@@ -225,7 +245,7 @@ def run(problem, params, cache=None, start=0):
 
     warm = 0
     if sch["init"] == "lplus-s":  # warm start: L+S's iterations stream as the first stages
-        warm_its = int(params["warm_iterations"]) or int(sch.get("warm_iterations", 30))
+        warm_its = int(params["warm_iterations"]) or int(sch.get("warm_iterations", 50))
         ls_params = LiveParams(lplus_s.SPEC.params, {"iterations": warm_its}, "dmri")
         inner = lplus_s.run(problem, ls_params)
         try:
@@ -260,15 +280,14 @@ SPEC = MethodSpec(
         Param("weights_x", default="", kind="path", label="image model", weights="dd-ugm-x",
               help="image score model (.safetensors with its card); empty = the bundled weights"),
         Param("schedule", "fast", kind="choice", choices=tuple(SCHEDULES), label="schedule",
-              help="fast: warm start from L+S, 40 iterations of a short low-σ ladder (our default); paper: "
-                   "1000 iterations from noise with 3 corrector chains"),
+              help="fast: warm start from L+S, 40 iterations of a short low-σ ladder with a TV step (our "
+                   "default); paper: 1000 iterations from noise with 3 corrector chains"),
         Param("iterations", 0, kind="int", low=0, high=5000, label="iterations (0 = schedule's)"),
         Param("init", "schedule", kind="choice", choices=("schedule", "zero-filled", "lplus-s", "random"),
               label="start from", help="warm start of the sampler: the zero-filled series, the L+S reconstruction "
                                        "(its iterations stream first) or noise; 'schedule' = the schedule's"),
         Param("warm_iterations", 0, kind="int", low=0, high=1000, label="L+S warm-start iterations (0 = schedule's)",
-              help="iterations of the L+S warm start; the fast schedule's 30 (fewer than L+S's own 50: the "
-                   "low-rank steps start better from a less smoothed series on radial masks)"),
+              help="iterations of the L+S warm start; the fast schedule's 50 (L+S's own default)"),
         Param("sigma_start", 0.0, low=0.0, high=400.0, label="start σ (0 = schedule's)"),
         Param("chains", 0, kind="int", low=0, high=8, live=True, label="corrector chains C (0 = schedule's)"),
         Param("snr_scale", 1.0, low=0.01, high=100.0, live=True, log=True, label="corrector SNR ×",
@@ -279,8 +298,12 @@ SPEC = MethodSpec(
         Param("rank", 0, kind="int", low=0, high=10000, live=True, label="Hankel rank (0 = auto)",
               help="singular values kept of the block-Hankel matrix of 6×6 k-space windows; 0 = 54 (the "
                    "paper's ⌊1.5·36⌋) for Cartesian line masks, 250 for radial and random masks"),
+        Param("tv", -1.0, low=-1.0, high=1.0, live=True, label="TV step λ (−1 = schedule's, 0 = off)",
+              help="our addition to the paper's sampler: a spatio-temporal TV proximal step after every "
+                   "iteration, λ relative to the data's peak; the fast schedule's 0.001, the paper's 0"),
         Param("networks", True, kind="bool", live=True, label="score-model steps",
-              help="off: the low-rank step and data consistency alone (an ablation: what the networks add)"),
+              help="off: the low-rank and TV steps and data consistency alone (an ablation: what the networks "
+                   "add)"),
         Param("branches", False, kind="bool", label="show branch layers",
               help="stream the k-space branch, image branch and low-rank output as extra layers"),
         *STOCHASTIC_PARAMS,
