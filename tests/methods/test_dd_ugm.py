@@ -153,6 +153,14 @@ def test_the_tv_step_follows_each_low_rank_step_and_keeps_its_dual(models, probl
     assert np.abs(plain.complex_image - result.complex_image).max() > 1e-3  # the step does something
     assert _run(models, p, iterations=1, init="zero-filled", networks=False)[1].meta["schedule"]["tv"] == \
         SCHEDULES["fast"]["tv"]
+    # with the low-rank step off too, the TV step alone (and no low-rank layer)
+    updates, tv_only = _run(models, p, iterations=2, init="zero-filled", networks=False, lowrank=False, tv=0.01,
+                            branches=True)
+    x, state = p.operator.initial_estimate(p.y).to(torch.complex64) / p.scale, {}
+    for _ in range(2):
+        x = dc(tv_prox(x[None], 0.01, iterations=TV_ITERATIONS, state=state)[0])
+    np.testing.assert_allclose(tv_only.complex_image, (x * p.scale).numpy(), atol=1e-4)
+    assert "low rank" not in updates[-1].extras
 
 
 def test_rank_zero_follows_the_mask_family(models):

@@ -53,5 +53,6 @@ def test_a_kept_dual_continues_the_solve():
         x = tv_prox(z, 0.05, iterations=20, state=state)
     assert state["q"].shape == (3, *z.shape)
     assert (x - ref).abs().max() < 1e-3
-    # the frames are differenced only when time_weight > 0
-    assert tv_prox(z, 0.05, iterations=2, time_weight=0.0, state=(s := {})).shape == z.shape and s["q"].shape[0] == 2
+    spatial = {}  # the frames are differenced only when time_weight > 0
+    assert tv_prox(z, 0.05, iterations=2, time_weight=0.0, state=spatial).shape == z.shape
+    assert spatial["q"].shape[0] == 2

@@ -169,8 +169,8 @@ def sample(models, zf, frames, dc, schedule, gen, live=None):
         sch = live() if live else schedule
         last = i == len(steps) - 1
         if not sch.get("networks", True):  # ablation: the low-rank (and TV) steps alone
-            lr = x = dc(low_rank(x, frames, int(sch["rank"]))) if sch["lowrank"] else x
-            x = tv_step(x, frames, sch, dc, tv_state)
+            lr = dc(low_rank(x, frames, int(sch["rank"]))) if sch["lowrank"] else None
+            x = tv_step(x if lr is None else lr, frames, sch, dc, tv_state)
             yield i, x, {"low rank": lr}, sigma
             continue
         xk = branch(x, domains[0], scores[0], sigma, sigma_next, gen, sch, dc, last)
