@@ -20,8 +20,8 @@ import torch
 
 from napari_unrollrecon.engine import phantoms, problems, registry, stream
 from napari_unrollrecon.methods import dd_ugm_models as M
+from napari_unrollrecon.methods.dd_ugm import SCHEDULES, TV_ITERATIONS
 from napari_unrollrecon.physics.masks import make_mask
-from napari_unrollrecon.methods.dd_ugm import TV_ITERATIONS
 from napari_unrollrecon.priors import lowrank
 from napari_unrollrecon.priors.tv import tv_prox
 
@@ -50,7 +50,7 @@ def main() -> None:
     out["hankel_gram_s"] = round(timed(lambda: lowrank.hankel_project(k, method="gram"), 2), 3)
     out["hankel_svd_s"] = round(timed(lambda: lowrank.hankel_project(k, method="svd")), 3)
     xc = torch.from_numpy(x0).to(torch.complex64)
-    out["tv_step_s"] = round(timed(lambda: tv_prox(xc, 0.001, iterations=TV_ITERATIONS), 2), 3)
+    out["tv_step_s"] = round(timed(lambda: tv_prox(xc, SCHEDULES["fast"]["tv"], iterations=TV_ITERATIONS), 2), 3)
     torch.manual_seed(0)
     models = [M.build_model(M.CONFIGS["cpu"]).eval() for _ in range(2)]
     with torch.no_grad():

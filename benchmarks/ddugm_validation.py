@@ -91,8 +91,8 @@ def main():
             for method, params in runs + [("dd-ugm", r) for r in json.loads(args.runs)]:
                 t = time.perf_counter()
                 r = stream.run(registry.get(method), p, dict(params))
-                row = {"case": name, "noise": args.noise, "method": method, "params": json.dumps(params), "psnr": psnr(r.complex_image, x0),
-                       "seconds": round(time.perf_counter() - t, 1)}
+                row = {"case": name, "noise": args.noise, "method": method, "params": json.dumps(params),
+                       "psnr": psnr(r.complex_image, x0), "seconds": round(time.perf_counter() - t, 1)}
                 rows.append(row)
                 print(row, flush=True)
     if args.output:

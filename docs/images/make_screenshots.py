@@ -204,7 +204,8 @@ def gaussian_langevin():
 
 def ddugm_cine():
     """DD-UGM (bundled weights, fast default: 50 L+S stages, then 40 iterations with the TV step) on
-    the cine phantom (R ≈ 5 k-t equispaced), K = 2: stage × frame sliders, mean, |error|, std and the branch layers."""
+    the cine phantom (R ≈ 5 k-t equispaced), K = 2: stage × frame sliders, mean, |error|, std and
+    the branch layers."""
     viewer, dock = setup_run("UnrollRecon – DD-UGM on a cine series", "cine_phantom", "equispaced", 0.20, "dd-ugm",
                              samples=2, branches=True)
     run_to_end(dock, timeout=900)

@@ -1,4 +1,5 @@
-"""Pieces shared by the classical baselines: initial estimate, finite differences, wavelets."""
+"""Pieces shared by the classical baselines: initial estimate, wavelets (finite differences:
+physics.differences)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import numpy as np
 import torch
 
 from napari_unrollrecon.methods.base import Param
-from napari_unrollrecon.physics.differences import grad, grad_adjoint, grad_norm_bound  # noqa: F401 (re-export)
 
 
 # ----------------------------------------------------------------------- shared parameters
@@ -50,10 +50,6 @@ def normalised_operator(problem):
     L = float(problem.operator.norm())
     op = problem.operator
     return (lambda x: op.A(x) / L), (lambda y: op.AH(y) / L), problem.y / L
-
-
-# ----------------------------------------------------------------------- finite differences
-# grad, grad_adjoint, grad_norm_bound: physics.differences (the samplers' TV step uses them too)
 
 
 # ----------------------------------------------------------------------- orthonormal wavelets

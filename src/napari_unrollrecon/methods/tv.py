@@ -15,13 +15,11 @@ import torch
 from napari_unrollrecon.methods._common import (
     begin,
     classical_spec,
-    grad,
-    grad_adjoint,
-    grad_norm_bound,
     initial_estimate,
     relative_weight,
 )
 from napari_unrollrecon.methods.base import Param
+from napari_unrollrecon.physics.differences import grad, grad_adjoint, grad_norm_bound
 
 
 # Primal/dual step balance τ/σ = STEP_RATIO²: measured on IXI brain at 20 % Cartesian, a
